@@ -1,0 +1,17 @@
+/** Edge adapters between strata's AsyncIterable streams and the process's stdio. */
+import { once } from "node:events";
+import { createReadStream } from "node:fs";
+
+/** Writes a byte stream to stdout, honouring back-pressure. */
+export async function pipeToStdout(stream: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
+  const out = process.stdout;
+  for await (const chunk of stream) {
+    if (!out.write(chunk)) await once(out, "drain");
+  }
+}
+
+/** stdin (or a file) as a byte stream. */
+export function readInput(file: string | undefined): AsyncIterable<Uint8Array> {
+  if (file === undefined || file === "-") return process.stdin;
+  return createReadStream(file, { highWaterMark: 1 << 20 });
+}

@@ -1,0 +1,44 @@
+import { Command, CommanderError } from "commander";
+import { formatErrorChain } from "../errors.js";
+import { narCommand } from "./commands/nar.js";
+import { storePathCommand } from "./commands/store-path.js";
+
+export function buildProgram(): Command {
+  const program = new Command("strata")
+    .description(
+      "strata: a content-addressed Nix store (castore blobs + directories, Nix path infos, NAR, narinfo)",
+    )
+    .version("0.1.0")
+    .showHelpAfterError()
+    .exitOverride();
+  program.addCommand(narCommand());
+  program.addCommand(storePathCommand());
+  // Subcommands inherit the exit override so that their usage errors are handled here too.
+  for (const c of program.commands) {
+    c.exitOverride();
+    for (const s of c.commands) s.exitOverride();
+  }
+  return program;
+}
+
+/** Runs the CLI; resolves to the process exit code. Errors print as one readable chain. */
+export async function runCli(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  if (argv.length === 0) {
+    program.outputHelp();
+    return 0;
+  }
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander already printed the message (or the help / version).
+      return err.exitCode;
+    }
+    if ((err as NodeJS.ErrnoException).code === "EPIPE") return 0;
+    process.stderr.write(`${formatErrorChain(err)}\n`);
+    return 1;
+  }
+}
+
