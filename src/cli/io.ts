@@ -2,11 +2,19 @@
 import { once } from "node:events";
 import { createReadStream } from "node:fs";
 
-/** Writes a byte stream to stdout, honouring back-pressure. */
-export async function pipeToStdout(stream: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
+/**
+ * Writes a byte stream to stdout. Safe for transient streams (whose chunks
+ * are reused once the next one is requested): the next chunk is only pulled
+ * when stdout holds no queued data. Files and, on Linux, pipes are written
+ * synchronously by Node, so this costs nothing there.
+ */
+export async function pipeToStdout(
+  stream: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+): Promise<void> {
   const out = process.stdout;
   for await (const chunk of stream) {
-    if (!out.write(chunk)) await once(out, "drain");
+    out.write(chunk);
+    if (out.writableLength > 0) await once(out, "drain");
   }
 }
 

@@ -41,4 +41,3 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     return 1;
   }
 }
-

@@ -182,9 +182,7 @@ export function signaturesEqual(a: Signature, b: Signature): boolean {
 export function sortSignatures(sigs: readonly Signature[]): Signature[] {
   const byText = new Map<string, Signature>();
   for (const s of sigs) byText.set(formatSignature(s), s);
-  return [...byText.entries()]
-    .sort(([a], [b]) => compareBytes(utf8(a), utf8(b)))
-    .map(([, s]) => s);
+  return [...byText.entries()].sort(([a], [b]) => compareBytes(utf8(a), utf8(b))).map(([, s]) => s);
 }
 
 /**

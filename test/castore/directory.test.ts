@@ -21,15 +21,23 @@ function varint(n: number): number[] {
   out.push(n);
   return out;
 }
-const ld = (field: number, body: Uint8Array | number[]): number[] => [(field << 3) | 2, ...varint(body.length), ...body];
-const vi = (field: number, v: number): number[] => (v === 0 ? [] : [(field << 3) | 0, ...varint(v)]);
+const ld = (field: number, body: Uint8Array | number[]): number[] => [
+  (field << 3) | 2,
+  ...varint(body.length),
+  ...body,
+];
+const vi = (field: number, v: number): number[] =>
+  v === 0 ? [] : [(field << 3) | 0, ...varint(v)];
 const bytes = (a: number[]): Uint8Array => new Uint8Array(a);
 const b3hex = (b: Uint8Array): string => new Blake3Hasher().update(b).digest("hex");
 
 describe("Directory", () => {
   test("the empty directory encodes to no bytes; digest is BLAKE3 of nothing", () => {
     assert.equal(Directory.EMPTY.encode().length, 0);
-    assert.equal(toHex(Directory.EMPTY.digest()), "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262");
+    assert.equal(
+      toHex(Directory.EMPTY.digest()),
+      "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
+    );
     assert.equal(Directory.EMPTY.size, 0);
   });
 
@@ -53,7 +61,9 @@ describe("Directory", () => {
 
   test("a large size uses a multi-byte varint (uint64 on the wire)", () => {
     const d = Directory.fromEntries([{ name: "big", node: fileNode(D1, 2 ** 40 + 5) }]);
-    const expected = bytes([...ld(2, [...ld(1, [...utf8("big")]), ...ld(2, [...D1]), ...vi(3, 2 ** 40 + 5)])]);
+    const expected = bytes([
+      ...ld(2, [...ld(1, [...utf8("big")]), ...ld(2, [...D1]), ...vi(3, 2 ** 40 + 5)]),
+    ]);
     assert.equal(toHex(d.encode()), toHex(expected));
   });
 
@@ -86,7 +96,9 @@ describe("Directory", () => {
   test("size counts every entry twice plus child directory sizes (Tvix/Snix arithmetic)", () => {
     const keep = Directory.fromEntries([{ name: ".keep", node: fileNode(D1, 0) }]);
     assert.equal(keep.size, 2);
-    const parent = Directory.fromEntries([{ name: "keep", node: directoryNode(keep.digest(), keep.size) }]);
+    const parent = Directory.fromEntries([
+      { name: "keep", node: directoryNode(keep.digest(), keep.size) },
+    ]);
     assert.equal(parent.size, 4);
     const mixed = Directory.fromEntries([
       { name: "a", node: directoryNode(D1, 4) },
@@ -97,16 +109,26 @@ describe("Directory", () => {
   });
 
   test("lookup by name", () => {
-    const d = Directory.fromEntries(["c", "a", "b"].map((n) => ({ name: n, node: fileNode(D1, 1) })));
+    const d = Directory.fromEntries(
+      ["c", "a", "b"].map((n) => ({ name: n, node: fileNode(D1, 1) })),
+    );
     assert.equal(d.get("b")?.type, "file");
     assert.equal(d.get("d"), undefined);
   });
 
   const invalid: [string, () => unknown, RegExp][] = [
-    ["empty name", () => Directory.fromEntries([{ name: "", node: fileNode(D1, 1) }]), /name is empty/],
+    [
+      "empty name",
+      () => Directory.fromEntries([{ name: "", node: fileNode(D1, 1) }]),
+      /name is empty/,
+    ],
     ["'.'", () => Directory.fromEntries([{ name: ".", node: fileNode(D1, 1) }]), /name is '.'/],
     ["'..'", () => Directory.fromEntries([{ name: "..", node: fileNode(D1, 1) }]), /name is '..'/],
-    ["slash", () => Directory.fromEntries([{ name: "a/b", node: fileNode(D1, 1) }]), /contains '\/'/],
+    [
+      "slash",
+      () => Directory.fromEntries([{ name: "a/b", node: fileNode(D1, 1) }]),
+      /contains '\/'/,
+    ],
     ["NUL", () => Directory.fromEntries([{ name: "a\0b", node: fileNode(D1, 1) }]), /NUL/],
     [
       "duplicate across lists",
@@ -117,12 +139,35 @@ describe("Directory", () => {
         ]),
       /"x" is a duplicate name/,
     ],
-    ["empty symlink target", () => Directory.fromEntries([{ name: "l", node: symlinkNode(new Uint8Array()) }]), /symlink target is empty/],
-    ["NUL in target", () => Directory.fromEntries([{ name: "l", node: symlinkNode(utf8("a\0")) }]), /NUL/],
-    ["negative size", () => Directory.fromEntries([{ name: "f", node: fileNode(D1, -1) }]), /size -1/],
+    [
+      "empty symlink target",
+      () => Directory.fromEntries([{ name: "l", node: symlinkNode(new Uint8Array()) }]),
+      /symlink target is empty/,
+    ],
+    [
+      "NUL in target",
+      () => Directory.fromEntries([{ name: "l", node: symlinkNode(utf8("a\0")) }]),
+      /NUL/,
+    ],
+    [
+      "negative size",
+      () => Directory.fromEntries([{ name: "f", node: fileNode(D1, -1) }]),
+      /size -1/,
+    ],
     [
       "short digest",
-      () => Directory.fromEntries([{ name: "f", node: { type: "file", digest: new Uint8Array(31) as B3Digest, size: 1, executable: false } }]),
+      () =>
+        Directory.fromEntries([
+          {
+            name: "f",
+            node: {
+              type: "file",
+              digest: new Uint8Array(31) as B3Digest,
+              size: 1,
+              executable: false,
+            },
+          },
+        ]),
       /digest has 31 bytes/,
     ],
   ];
@@ -133,16 +178,35 @@ describe("Directory", () => {
   }
 
   const invalidWire: [string, number[], RegExp][] = [
-    ["a digest of 31 bytes", ld(2, [...ld(1, [...utf8("f")]), ...ld(2, new Array(31).fill(0))]), /got 31/],
+    [
+      "a digest of 31 bytes",
+      ld(2, [...ld(1, [...utf8("f")]), ...ld(2, new Array(31).fill(0))]),
+      /got 31/,
+    ],
     [
       "duplicates across lists",
-      [...ld(2, [...ld(1, [...utf8("x")]), ...ld(2, [...D1])]), ...ld(3, [...ld(1, [...utf8("x")]), ...ld(2, [...utf8("t")])])],
+      [
+        ...ld(2, [...ld(1, [...utf8("x")]), ...ld(2, [...D1])]),
+        ...ld(3, [...ld(1, [...utf8("x")]), ...ld(2, [...utf8("t")])]),
+      ],
       /duplicate/,
     ],
-    ["an unknown field", [...ld(2, [...ld(1, [...utf8("f")]), ...ld(2, [...D1])]), ...ld(9, [1, 2])], /unknown protobuf fields/],
+    [
+      "an unknown field",
+      [...ld(2, [...ld(1, [...utf8("f")]), ...ld(2, [...D1])]), ...ld(9, [1, 2])],
+      /unknown protobuf fields/,
+    ],
     ["garbage", [0xff, 0xff, 0xff], /malformed protobuf/],
-    ["a name with a slash", ld(3, [...ld(1, [...utf8("a/b")]), ...ld(2, [...utf8("t")])]), /contains '\/'/],
-    ["a size above 2^53", ld(2, [...ld(1, [...utf8("f")]), ...ld(2, [...D1]), 0x18, ...varint(2 ** 53 + 2)]), /largest safe integer/],
+    [
+      "a name with a slash",
+      ld(3, [...ld(1, [...utf8("a/b")]), ...ld(2, [...utf8("t")])]),
+      /contains '\/'/,
+    ],
+    [
+      "a size above 2^53",
+      ld(2, [...ld(1, [...utf8("f")]), ...ld(2, [...D1]), 0x18, ...varint(2 ** 53 + 2)]),
+      /largest safe integer/,
+    ],
   ];
   for (const [what, wire, re] of invalidWire) {
     test(`decode rejects ${what}`, () => {
@@ -166,6 +230,9 @@ describe("B3Digest", () => {
   test("matches BLAKE3 test vector of 'abc' via node hashing sanity", () => {
     // SHA-256 here only guards the fixture bytes; BLAKE3 of "abc" is a published vector.
     assert.equal(createHash("sha256").update("abc").digest("hex").slice(0, 8), "ba7816bf");
-    assert.equal(b3hex(utf8("abc")), "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85");
+    assert.equal(
+      b3hex(utf8("abc")),
+      "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85",
+    );
   });
 });

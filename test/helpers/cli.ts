@@ -2,7 +2,10 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 
-export const STRATA_BIN = join(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "../../src/cli/main.js");
+export const STRATA_BIN = join(
+  import.meta.dirname ?? new URL(".", import.meta.url).pathname,
+  "../../src/cli/main.js",
+);
 
 export interface RunResult {
   code: number;
@@ -10,16 +13,25 @@ export interface RunResult {
   stderr: string;
 }
 
-export function runStrata(args: readonly string[], input?: Uint8Array | string): Promise<RunResult> {
+export function runStrata(
+  args: readonly string[],
+  input?: Uint8Array | string,
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [STRATA_BIN, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [STRATA_BIN, ...args], {
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on("data", (b: Buffer) => out.push(b));
     child.stderr.on("data", (b: Buffer) => err.push(b));
     child.on("error", reject);
     child.on("close", (code) =>
-      resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString("utf8") }),
+      resolve({
+        code: code ?? -1,
+        stdout: Buffer.concat(out),
+        stderr: Buffer.concat(err).toString("utf8"),
+      }),
     );
     child.stdin.on("error", () => {
       // the child may exit before reading all input (e.g. a rejected NAR)

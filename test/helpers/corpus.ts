@@ -10,16 +10,23 @@ import { join } from "node:path";
 
 let dir: string | undefined;
 
-export const FIXTURES = join(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "../../../test/fixtures");
+export const FIXTURES = join(
+  import.meta.dirname ?? new URL(".", import.meta.url).pathname,
+  "../../../test/fixtures",
+);
 
 /** Generates the corpus (seed 1, 50 MiB big file) and returns its directory. */
 export function corpusDir(): string {
   if (dir === undefined) {
     const base = mkdtempSync(join(tmpdir(), "strata-corpus-"));
     const out = join(base, "corpus");
-    execFileSync("python3", [join(FIXTURES, "corpus.py"), "--out", out, "--seed", "1", "--big-mib", "50"], {
-      stdio: ["ignore", "ignore", "inherit"],
-    });
+    execFileSync(
+      "python3",
+      [join(FIXTURES, "corpus.py"), "--out", out, "--seed", "1", "--big-mib", "50"],
+      {
+        stdio: ["ignore", "ignore", "inherit"],
+      },
+    );
     dir = out;
   }
   return dir;
@@ -43,7 +50,10 @@ export interface ExpectedItem {
 
 /** What Nix 2.8 recorded for each corpus item (record.sh output). */
 export function expectedItems(): Map<string, ExpectedItem> {
-  const lines = readFileSync(join(FIXTURES, "corpus-expected.tsv"), "utf8").trim().split("\n").slice(1);
+  const lines = readFileSync(join(FIXTURES, "corpus-expected.tsv"), "utf8")
+    .trim()
+    .split("\n")
+    .slice(1);
   const out = new Map<string, ExpectedItem>();
   for (const line of lines) {
     const f = line.split("\t");

@@ -39,10 +39,18 @@ let env: NodeJS.ProcessEnv | undefined;
 /** Environment for daemon-less single-user Nix with a private narinfo disk cache. */
 export function nixEnv(): NodeJS.ProcessEnv {
   if (env === undefined) {
-    env = { ...process.env, NIX_PAGER: "cat", XDG_CACHE_HOME: mkdtempSync(join(tmpdir(), "strata-nix-cache-")) };
+    env = {
+      ...process.env,
+      NIX_PAGER: "cat",
+      XDG_CACHE_HOME: mkdtempSync(join(tmpdir(), "strata-nix-cache-")),
+    };
     delete env.NIX_REMOTE;
     // `nix <subcommand>` needs this in 2.8; nix-store does not.
-    env.NIX_CONFIG = ["experimental-features = nix-command", "substituters =", env.NIX_CONFIG ?? ""].join("\n");
+    env.NIX_CONFIG = [
+      "experimental-features = nix-command",
+      "substituters =",
+      env.NIX_CONFIG ?? "",
+    ].join("\n");
   }
   return env;
 }
@@ -59,7 +67,12 @@ export function nix(cmd: string, args: readonly string[], input?: Uint8Array): s
 }
 
 export function nixBinary(cmd: string, args: readonly string[], input?: Uint8Array): Buffer {
-  return execFileSync(cmd, args, { env: nixEnv(), input, maxBuffer: 1 << 30, stdio: ["pipe", "pipe", "pipe"] });
+  return execFileSync(cmd, args, {
+    env: nixEnv(),
+    input,
+    maxBuffer: 1 << 30,
+    stdio: ["pipe", "pipe", "pipe"],
+  });
 }
 
 /** A fresh throw-away chroot store root (`--store ROOT`): logical paths stay /nix/store. */

@@ -62,14 +62,24 @@ describe("corpus vs live Nix", () => {
     if (!requireNix(t)) return;
     const root = tempStoreRoot();
     const paths = items.map((i) => join(corpusDir(), i));
-    const added = nix("nix-store", ["--store", root, "--add", ...paths]).trim().split("\n");
+    const added = nix("nix-store", ["--store", root, "--add", ...paths])
+      .trim()
+      .split("\n");
     assert.equal(added.length, items.length);
     for (const [i, path] of paths.entries()) {
       const ours = await runStrata(["store-path", path]);
       assert.equal(ours.stdout.toString().trim(), added[i], `${items[i]}`);
     }
     // --name overrides the name, as `nix store add-path --name` does.
-    const named = nix("nix", ["store", "add-path", "--store", root, "--name", "renamed", paths[0]!]).trim();
+    const named = nix("nix", [
+      "store",
+      "add-path",
+      "--store",
+      root,
+      "--name",
+      "renamed",
+      paths[0]!,
+    ]).trim();
     const ours = await runStrata(["store-path", "--name", "renamed", paths[0]!]);
     assert.equal(ours.stdout.toString().trim(), named);
   });

@@ -4,14 +4,18 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { fromHex, toHex } from "../../src/castore/bytes.js";
+import { InvalidInputError } from "../../src/errors.js";
 import {
   contentAddressedStorePath,
   formatContentAddress,
   parseContentAddress,
 } from "../../src/store/content-address.js";
-import { nixbase32Decode, nixbase32DecodeOrUndefined, nixbase32Encode } from "../../src/store/nixbase32.js";
+import {
+  nixbase32Decode,
+  nixbase32DecodeOrUndefined,
+  nixbase32Encode,
+} from "../../src/store/nixbase32.js";
 import { StorePath } from "../../src/store/store-path.js";
-import { InvalidInputError } from "../../src/errors.js";
 import { corpusDir, expectedItems } from "../helpers/corpus.js";
 import { nix, requireNix, tempStoreRoot } from "../helpers/nix.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -67,12 +71,18 @@ describe("StorePath", () => {
   ];
   for (const [path, re] of bad) {
     test(`rejects ${path.slice(0, 60)}`, () => {
-      assert.throws(() => StorePath.parseAbsolute(path), (e: unknown) => e instanceof InvalidInputError && re.test(e.message));
+      assert.throws(
+        () => StorePath.parseAbsolute(path),
+        (e: unknown) => e instanceof InvalidInputError && re.test(e.message),
+      );
     });
   }
 
   test("accepts every allowed character and a leading dot (Nix 2.8 does)", () => {
-    assert.equal(StorePath.parseBasename("0ffkdj10nnxvvrpc4f4nh7mnikwq87dh-.a+b-c._?=Z9").name, ".a+b-c._?=Z9");
+    assert.equal(
+      StorePath.parseBasename("0ffkdj10nnxvvrpc4f4nh7mnikwq87dh-.a+b-c._?=Z9").name,
+      ".a+b-c._?=Z9",
+    );
   });
 });
 
@@ -99,7 +109,9 @@ describe("content addresses", () => {
   test("flat sha256 paths match the recorded `nix store add-file` paths", () => {
     for (const e of expectedItems().values()) {
       if (e.flatStorePath === "") continue;
-      const digest = createHash("sha256").update(readFileSync(join(corpusDir(), e.case))).digest();
+      const digest = createHash("sha256")
+        .update(readFileSync(join(corpusDir(), e.case)))
+        .digest();
       const sp = contentAddressedStorePath(e.case, { method: "flat", algo: "sha256", digest });
       assert.equal(sp.absolute, e.flatStorePath);
     }
@@ -115,9 +127,19 @@ describe("content addresses", () => {
         const hashArgs = ["hash", recursive ? "path" : "file", "--base16", "--type", algo, file];
         const digest = fromHex(nix("nix", hashArgs).trim())!;
         // The expected path comes from `nix-store --print-fixed-path`.
-        const args = ["--print-fixed-path", ...(recursive ? ["--recursive"] : []), algo, toHex(digest), "payload"];
+        const args = [
+          "--print-fixed-path",
+          ...(recursive ? ["--recursive"] : []),
+          algo,
+          toHex(digest),
+          "payload",
+        ];
         const expected = nix("nix-store", args).trim();
-        const ours = contentAddressedStorePath("payload", { method: recursive ? "nar" : "flat", algo, digest });
+        const ours = contentAddressedStorePath("payload", {
+          method: recursive ? "nar" : "flat",
+          algo,
+          digest,
+        });
         assert.equal(ours.absolute, expected, `${algo} recursive=${recursive}`);
       }
     }
@@ -126,13 +148,21 @@ describe("content addresses", () => {
   test("text paths with references match builtins.toFile", (t) => {
     if (!requireNix(t)) return;
     const root = tempStoreRoot();
-    const dep = nix("nix", ["eval", "--store", root, "--raw", "--expr", 'builtins.toFile "dep" "hello"']).trim();
+    const dep = nix("nix", [
+      "eval",
+      "--store",
+      root,
+      "--raw",
+      "--expr",
+      'builtins.toFile "dep" "hello"',
+    ]).trim();
     const top = nix("nix", [
       "eval",
       "--store",
       root,
       "--raw",
       "--expr",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a Nix antiquotation, not JS
       'builtins.toFile "top" "refers to ${builtins.toFile "dep" "hello"}"',
     ]).trim();
     const depSp = contentAddressedStorePath("dep", {
@@ -143,7 +173,11 @@ describe("content addresses", () => {
     assert.equal(depSp.absolute, dep);
     const topSp = contentAddressedStorePath(
       "top",
-      { method: "text", algo: "sha256", digest: createHash("sha256").update(`refers to ${dep}`).digest() },
+      {
+        method: "text",
+        algo: "sha256",
+        digest: createHash("sha256").update(`refers to ${dep}`).digest(),
+      },
       [depSp],
     );
     assert.equal(topSp.absolute, top);
@@ -164,6 +198,9 @@ describe("content addresses", () => {
     assert.notEqual(p0.absolute, p1.absolute);
     assert.equal(p1.absolute, p2.absolute);
     assert.notEqual(p1.absolute, p3.absolute);
-    assert.throws(() => contentAddressedStorePath("x", { method: "flat", algo: "sha256", digest }, [a]), /cannot have references/);
+    assert.throws(
+      () => contentAddressedStorePath("x", { method: "flat", algo: "sha256", digest }, [a]),
+      /cannot have references/,
+    );
   });
 });

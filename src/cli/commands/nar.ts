@@ -1,7 +1,7 @@
 import { basename, resolve } from "node:path";
 import { Command } from "commander";
 import { toBase64 } from "../../castore/bytes.js";
-import { hashNarStream } from "../../store/nar/hash.js";
+import { hashPathNar } from "../../store/nar/fs-hash.js";
 import { fsNarSource } from "../../store/nar/fs-source.js";
 import { readNar } from "../../store/nar/reader.js";
 import { restoreNar } from "../../store/nar/restore-fs.js";
@@ -10,14 +10,18 @@ import { nixbase32Encode } from "../../store/nixbase32.js";
 import { pipeToStdout, readInput } from "../io.js";
 
 export function narCommand(): Command {
-  const nar = new Command("nar").description("create, inspect, hash and unpack NAR (Nix ARchive) files");
+  const nar = new Command("nar").description(
+    "create, inspect, hash and unpack NAR (Nix ARchive) files",
+  );
 
   nar
     .command("pack")
-    .description("write the NAR of a file-system path to stdout (same bytes as `nix-store --dump PATH`)")
+    .description(
+      "write the NAR of a file-system path to stdout (same bytes as `nix-store --dump PATH`)",
+    )
     .argument("<path>", "file, directory or symlink to serialise")
     .action(async (path: string) => {
-      await pipeToStdout(writeNar(fsNarSource(path)));
+      await pipeToStdout(writeNar(fsNarSource(path, { reuseBuffer: true }), { transient: true }));
     });
 
   nar
@@ -34,17 +38,23 @@ export function narCommand(): Command {
 
   nar
     .command("hash")
-    .description("print the SHA-256 of the NAR of PATH, like `nix hash path PATH` (SRI form sha256-<base64>)")
+    .description(
+      "print the SHA-256 of the NAR of PATH, like `nix hash path PATH` (SRI form sha256-<base64>)",
+    )
     .argument("<path>", "file, directory or symlink to hash")
     .option("--base32", "print sha256:<nixbase32> instead, like `nix-store -q --hash`")
     .action(async (path: string, opts: { base32?: boolean }) => {
-      const { sha256 } = await hashNarStream(writeNar(fsNarSource(path)));
-      process.stdout.write(opts.base32 ? `sha256:${nixbase32Encode(sha256)}\n` : `sha256-${toBase64(sha256)}\n`);
+      const { sha256 } = await hashPathNar(path);
+      process.stdout.write(
+        opts.base32 ? `sha256:${nixbase32Encode(sha256)}\n` : `sha256-${toBase64(sha256)}\n`,
+      );
     });
 
   nar
     .command("ls")
-    .description("list the entries of a NAR file, validating it (format of `nix nar ls -lR FILE /`)")
+    .description(
+      "list the entries of a NAR file, validating it (format of `nix nar ls -lR FILE /`)",
+    )
     .argument("[file]", "the NAR file (default: stdin)")
     .action(async (file: string | undefined) => {
       const lines: string[] = [];
@@ -59,9 +69,12 @@ export function narCommand(): Command {
         if (ev.type === "end") continue;
         const p = ev.path.length === 0 ? "." : `./${ev.path.map((c) => dec.decode(c)).join("/")}`;
         if (ev.type === "directory") lines.push(`dr-xr-xr-x ${"0".padStart(20)} ${p}\n`);
-        else if (ev.type === "symlink") lines.push(`lrwxrwxrwx ${"0".padStart(20)} ${p} -> ${dec.decode(ev.target)}\n`);
+        else if (ev.type === "symlink")
+          lines.push(`lrwxrwxrwx ${"0".padStart(20)} ${p} -> ${dec.decode(ev.target)}\n`);
         else {
-          lines.push(`${ev.executable ? "-r-xr-xr-x" : "-r--r--r--"} ${String(ev.size).padStart(20)} ${p}\n`);
+          lines.push(
+            `${ev.executable ? "-r-xr-xr-x" : "-r--r--r--"} ${String(ev.size).padStart(20)} ${p}\n`,
+          );
           for await (const _ of ev.contents) {
             // drained so the reader validates the contents' framing
           }

@@ -1,8 +1,6 @@
 import { Command } from "commander";
 import { contentAddressedStorePath } from "../../store/content-address.js";
-import { hashNarStream } from "../../store/nar/hash.js";
-import { fsNarSource } from "../../store/nar/fs-source.js";
-import { writeNar } from "../../store/nar/writer.js";
+import { hashPathNar } from "../../store/nar/fs-hash.js";
 import { defaultName } from "./nar.js";
 
 export function storePathCommand(): Command {
@@ -15,7 +13,7 @@ export function storePathCommand(): Command {
     .option("-n, --name <name>", "store path name (default: the basename of PATH)")
     .action(async (path: string, opts: { name?: string }) => {
       const name = opts.name ?? defaultName(path);
-      const { sha256 } = await hashNarStream(writeNar(fsNarSource(path)));
+      const { sha256 } = await hashPathNar(path);
       const sp = contentAddressedStorePath(name, { method: "nar", algo: "sha256", digest: sha256 });
       process.stdout.write(`${sp.absolute}\n`);
     });

@@ -2,11 +2,12 @@
  * A castore root node as a NAR source: directories are fetched as the walk
  * reaches them, blob contents come from a caller-supplied function.
  */
-import { IntegrityError } from "../../errors.js";
+
 import type { B3Digest } from "../../castore/digest.js";
 import { formatB3 } from "../../castore/digest.js";
 import type { Directory } from "../../castore/directory.js";
 import type { Node } from "../../castore/node.js";
+import { IntegrityError } from "../../errors.js";
 import type { NarSourceEntry, NarSourceNode } from "./writer.js";
 
 export interface CastoreReaders {
@@ -32,14 +33,23 @@ export function castoreNarSource(node: Node, readers: CastoreReaders): NarSource
   }
 }
 
-async function* blobContents(digest: B3Digest, size: number, readers: CastoreReaders): AsyncGenerator<Uint8Array> {
+async function* blobContents(
+  digest: B3Digest,
+  size: number,
+  readers: CastoreReaders,
+): AsyncGenerator<Uint8Array> {
   const stream = await readers.openBlob(digest, size);
-  if (stream === undefined) throw new IntegrityError(`blob ${formatB3(digest)} referenced by the tree is missing`);
+  if (stream === undefined)
+    throw new IntegrityError(`blob ${formatB3(digest)} referenced by the tree is missing`);
   yield* stream;
 }
 
-async function* directoryEntries(digest: B3Digest, readers: CastoreReaders): AsyncGenerator<NarSourceEntry> {
+async function* directoryEntries(
+  digest: B3Digest,
+  readers: CastoreReaders,
+): AsyncGenerator<NarSourceEntry> {
   const dir = await readers.getDirectory(digest);
-  if (dir === undefined) throw new IntegrityError(`directory ${formatB3(digest)} referenced by the tree is missing`);
+  if (dir === undefined)
+    throw new IntegrityError(`directory ${formatB3(digest)} referenced by the tree is missing`);
   for (const { name, node } of dir.entries) yield { name, node: castoreNarSource(node, readers) };
 }

@@ -3,74 +3,110 @@
  * serialises). Node-only.
  *
  * Uses synchronous fs calls on purpose: a tree of 30,000 small files needs
- * ~4 syscalls per file, and each async fs call is a thread-pool round trip
- * (~20-50 us) while a sync one costs ~1-2 us. Each call blocks the event
- * loop only briefly (reads are at most `readChunk` bytes).
+ * a few syscalls per file, and each async fs call is a thread-pool round
+ * trip (~20-50 us) while a sync one costs ~1-2 us. Each call blocks the
+ * event loop only briefly (reads are at most `readChunk` bytes).
  */
-import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from "node:fs";
-import { InvalidInputError, IntegrityError } from "../../errors.js";
+import {
+  closeSync,
+  constants,
+  type Dirent,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+} from "node:fs";
+import { IntegrityError, InvalidInputError } from "../../errors.js";
 import type { NarSourceEntry, NarSourceNode } from "./writer.js";
 
 export interface FsSourceOptions {
-  /** Bytes per read of a large file (default 1 MiB). */
+  /** Bytes per read of a file (default 1 MiB). */
   readChunk?: number;
+  /**
+   * Read every file into one recycled buffer. Only for consumers that do not
+   * keep a chunk after asking for the next (see `NarWriteOptions.transient`).
+   */
+  reuseBuffer?: boolean;
 }
 
 const S_IXUSR = 0o100;
+const SLASH = Buffer.from("/");
 
-/** Path components are kept as Buffers: Linux names are bytes, not necessarily UTF-8. */
-function join(dir: Buffer, name: Buffer): Buffer {
-  return Buffer.concat([dir, Buffer.from("/"), name]);
+interface Ctx {
+  readonly readChunk: number;
+  /** The recycled read buffer (reuseBuffer). */
+  readonly scratch: Buffer | undefined;
 }
 
+/** Paths are Buffers throughout: Linux names are bytes, not necessarily UTF-8. */
 export function fsNarSource(path: string | Buffer, options: FsSourceOptions = {}): NarSourceNode {
   const p = typeof path === "string" ? Buffer.from(path) : path;
-  return nodeAt(p, lstatSync(p), options.readChunk ?? 1 << 20);
+  const readChunk = options.readChunk ?? 1 << 20;
+  const ctx: Ctx = {
+    readChunk,
+    scratch: options.reuseBuffer ? Buffer.allocUnsafe(readChunk) : undefined,
+  };
+  return statNode(p, ctx);
 }
 
-function nodeAt(path: Buffer, st: Stats, readChunk: number): NarSourceNode {
-  if (st.isFile()) {
-    return {
-      type: "file",
-      executable: (st.mode & S_IXUSR) !== 0,
-      size: st.size,
-      contents: () => readFile(path, st.size, readChunk),
-    };
-  }
-  if (st.isSymbolicLink()) {
+function statNode(path: Buffer, ctx: Ctx): NarSourceNode {
+  const st = lstatSync(path);
+  if (st.isFile()) return fileNode(path, st.mode, st.size, ctx);
+  if (st.isSymbolicLink())
     return { type: "symlink", target: readlinkSync(path, { encoding: "buffer" }) };
-  }
-  if (st.isDirectory()) {
-    return { type: "directory", entries: () => dirEntries(path, readChunk) };
-  }
-  throw new InvalidInputError(`'${path.toString()}' has an unsupported file type (not a regular file, directory or symlink)`);
+  if (st.isDirectory()) return { type: "directory", entries: () => dirEntries(path, ctx) };
+  throw new InvalidInputError(
+    `'${path.toString()}' is not a regular file, directory or symlink (NAR cannot hold it)`,
+  );
 }
 
-function* dirEntries(path: Buffer, readChunk: number): Generator<NarSourceEntry> {
-  const names = readdirSync(path, { encoding: "buffer" }).sort(Buffer.compare);
-  for (const name of names) {
-    const child = join(path, name);
-    yield { name, node: nodeAt(child, lstatSync(child), readChunk) };
+function fileNode(path: Buffer, mode: number, size: number, ctx: Ctx): NarSourceNode {
+  return {
+    type: "file",
+    executable: (mode & S_IXUSR) !== 0,
+    size,
+    contents: () => readFile(path, size, ctx),
+  };
+}
+
+function* dirEntries(path: Buffer, ctx: Ctx): Generator<NarSourceEntry> {
+  const dirents = readdirSync(path, {
+    encoding: "buffer",
+    withFileTypes: true,
+  }) as Dirent<Buffer>[];
+  dirents.sort((a, b) => Buffer.compare(a.name, b.name));
+  for (const d of dirents) {
+    const child = Buffer.concat([path, SLASH, d.name]);
+    // The directory entry type saves an lstat for directories and symlinks;
+    // files need one anyway (size and mode).
+    if (d.isDirectory())
+      yield { name: d.name, node: { type: "directory", entries: () => dirEntries(child, ctx) } };
+    else if (d.isSymbolicLink())
+      yield {
+        name: d.name,
+        node: { type: "symlink", target: readlinkSync(child, { encoding: "buffer" }) },
+      };
+    else yield { name: d.name, node: statNode(child, ctx) };
   }
 }
 
-async function* readFile(path: Buffer, size: number, readChunk: number): AsyncGenerator<Uint8Array> {
-  const fd = openSync(path, "r");
+async function* readFile(path: Buffer, size: number, ctx: Ctx): AsyncGenerator<Uint8Array> {
+  // O_NOFOLLOW: if the file was swapped for a symlink since lstat, fail instead of following it.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
-    if (fstatSync(fd).size !== size) {
-      throw new IntegrityError(`'${path.toString()}' changed size while being read`);
-    }
     let left = size;
     while (left > 0) {
-      const buf = Buffer.allocUnsafe(Math.min(left, readChunk));
+      const want = Math.min(left, ctx.readChunk);
+      const buf = ctx.scratch ?? Buffer.allocUnsafe(want);
       let got = 0;
-      while (got < buf.length) {
-        const n = readSync(fd, buf, got, buf.length - got, null);
+      while (got < want) {
+        const n = readSync(fd, buf, got, want - got, null);
         if (n === 0) throw new IntegrityError(`'${path.toString()}' shrank while being read`);
         got += n;
       }
       left -= got;
-      yield buf;
+      yield got === buf.length ? buf : buf.subarray(0, got);
     }
   } finally {
     closeSync(fd);

@@ -4,9 +4,10 @@
  * `nix-store --dump`. Memory stays constant whatever the file sizes: file
  * contents are streamed, directories are walked lazily.
  */
-import { IntegrityError, InvalidInputError, throwIfAborted } from "../../errors.js";
+
 import { compareBytes, utf8 } from "../../castore/bytes.js";
 import { showName } from "../../castore/path-component.js";
+import { IntegrityError, InvalidInputError, throwIfAborted } from "../../errors.js";
 import { ChunkBuilder } from "./chunk-builder.js";
 
 /** A node as the NAR writer sees it. */
@@ -32,6 +33,12 @@ export interface NarSourceEntry {
 
 export interface NarWriteOptions {
   signal?: AbortSignal;
+  /**
+   * The consumer promises not to keep a chunk once it asked for the next one
+   * (hashing, synchronous writes). Lets the writer recycle its buffers.
+   * Default false: every chunk may be kept.
+   */
+  transient?: boolean;
 }
 
 const T = (s: string): Uint8Array => {
@@ -80,7 +87,7 @@ export async function* writeNar(
   options: NarWriteOptions = {},
 ): AsyncGenerator<Uint8Array, void, undefined> {
   const { signal } = options;
-  const out = new ChunkBuilder();
+  const out = new ChunkBuilder(256 * 1024, 64 * 1024, options.transient ?? false);
   out.bytes(MAGIC);
   const stack: Frame[] = [];
   let node: NarSourceNode | undefined = root;
