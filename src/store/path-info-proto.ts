@@ -27,7 +27,7 @@ import {
 } from "../proto/gen/tvix/store/v1/pathinfo_pb.js";
 import type { ContentAddress, HashAlgo } from "./content-address.js";
 import { type PathInfo, validatePathInfo } from "./path-info.js";
-import type { Signature } from "./signature.js";
+import { type Signature, validateSignature } from "./signature.js";
 import { STORE_PATH_DIGEST_LENGTH, StorePath } from "./store-path.js";
 
 const DRV_SUFFIX = ".drv";
@@ -154,7 +154,7 @@ export function pathInfoFromProto(msg: PathInfoPb): PathInfo {
 
   const signatures = narinfo.signatures.map((s, i): Signature => {
     rejectUnknown(s, `path info: narinfo.signatures[${i}]`);
-    return { name: s.name, data: s.data };
+    return validateSignature({ name: s.name, data: s.data }, `path info: narinfo.signatures[${i}]`);
   });
 
   let deriver: StorePath | undefined;
