@@ -13,7 +13,8 @@
  * accepts (behaviours checked against `nix path-info --store file://...`):
  * - every line is `Key: value` ending in `\n` (Nix also requires the final
  *   newline; it does not check the space and silently drops the character
- *   after the colon, we reject a missing space);
+ *   after the colon, we reject a missing space). Keys are `[A-Za-z0-9_.-]+`:
+ *   Nix would silently ignore e.g. ` Sig: ...` (key with a leading space);
  * - required: StorePath, URL (non-empty), NarHash, NarSize (> 0, as in Nix);
  * - a repeated field is an error. Nix 2.8 lets the last StorePath/URL/NarHash/
  *   NarSize/... win (so a second StorePath line silently re-targets the
@@ -35,6 +36,13 @@
  * - unknown keys (e.g. `System:` from old Hydra) are kept in `extraFields`,
  *   in order, and rendered after the known fields. Nix ignores them; keeping
  *   them lets a cache serve back what it was given. They are not signed.
+ *
+ * Re-rendering is byte-identical for anything Nix writes; non-canonical input
+ * comes back canonical (hashes as nix32, no `unknown-deriver`, unknown fields
+ * moved to the end).
+ *
+ * Not checked here: that StorePath matches the `<hash>.narinfo` it was fetched
+ * as (Nix 2.8 does not check that either); callers fetching by hash must.
  */
 import { fromBase64, fromHex } from "../castore/bytes.js";
 import { InvalidInputError } from "../errors.js";
@@ -147,7 +155,7 @@ function lineError(
   );
 }
 
-/** Keys are words; anything else (e.g. a key with a leading space, which Nix would silently ignore) is rejected. */
+/** Keys are words; anything else (e.g. ` Sig`, which Nix would silently ignore) is rejected. */
 const KEY = /^[A-Za-z0-9_.-]+$/;
 
 /** Parses narinfo text (see the module comment for what is accepted). */
@@ -309,7 +317,8 @@ function checkSha256(key: string, h: Uint8Array): void {
 /**
  * Renders a narinfo as Nix 2.8 does. Values are checked so that the output
  * always parses again: no line breaks (they would inject fields), URL and
- * Compression non-empty, sizes safe integers, hashes 32 bytes.
+ * Compression non-empty, sizes safe integers, hashes 32 bytes, references
+ * unique, deriver ending in `.drv`.
  */
 export function renderNarInfo(info: NarInfo): string {
   if (info.url === "") throw new InvalidInputError("narinfo URL: is empty");
@@ -334,8 +343,18 @@ export function renderNarInfo(info: NarInfo): string {
   }
   out += `NarHash: sha256:${nixbase32Encode(info.narHash)}\n`;
   out += `NarSize: ${info.narSize}\n`;
-  out += `References: ${info.references.map((r) => r.basename).join(" ")}\n`;
-  if (info.deriver !== undefined) out += `Deriver: ${info.deriver.basename}\n`;
+  const refs = info.references.map((r) => r.basename);
+  const dup = refs.find((r, i) => refs.indexOf(r) !== i);
+  if (dup !== undefined) throw new InvalidInputError(`narinfo References: ${dup} is listed twice`);
+  out += `References: ${refs.join(" ")}\n`;
+  if (info.deriver !== undefined) {
+    if (!info.deriver.name.endsWith(".drv")) {
+      throw new InvalidInputError(
+        `narinfo Deriver: ${info.deriver.basename} does not end in '.drv'`,
+      );
+    }
+    out += `Deriver: ${info.deriver.basename}\n`;
+  }
   for (const sig of info.signatures) {
     out += `Sig: ${formatSignature(validateSignature(sig, "narinfo Sig"))}\n`;
   }

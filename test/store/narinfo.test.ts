@@ -145,8 +145,8 @@ describe("accepted variants", () => {
   }
 
   test("unknown fields are kept in order and rendered after the known ones", () => {
-    const text =
-      DEP.replace("NarSize: 136\n", "NarSize: 136\nSystem: x86_64-linux\n") + "X-Foo: a: b\n";
+    const withSystem = DEP.replace("NarSize: 136\n", "NarSize: 136\nSystem: x86_64-linux\n");
+    const text = `${withSystem}X-Foo: a: b\n`;
     const n = parseNarInfo(text);
     assert.deepEqual(n.extraFields, [
       { key: "System", value: "x86_64-linux" },
@@ -431,6 +431,16 @@ describe("rendering", () => {
       "a short signature",
       { ...base, signatures: [{ name: "k", data: new Uint8Array(3) }] },
       /Sig 'k': has 3 bytes/,
+    ],
+    [
+      "duplicate references",
+      { ...base, references: [base.storePath, base.storePath] },
+      /References: rl2if1g1jkb532k3m8p6h87cv02v0vby-harness-dep is listed twice/,
+    ],
+    [
+      "a deriver without .drv",
+      { ...base, deriver: base.storePath },
+      /Deriver: rl2if1g1jkb532k3m8p6h87cv02v0vby-harness-dep does not end in '.drv'/,
     ],
     [
       "a known key as extra field",

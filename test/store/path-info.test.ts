@@ -5,17 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import {
-  copyFileSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { WireType } from "@bufbuild/protobuf/wire";
@@ -510,15 +502,19 @@ describe("PathInfo protobuf decoding rejects", () => {
 
 // --- live Nix ----------------------------------------------------------------
 
-/** Runs `nix store verify` on a file:// cache with a fresh narinfo disk cache; returns the exit code. */
-function nixStoreVerify(cache: string, publicKey: string, paths: readonly string[]): number {
-  const xdg = mkdtempSync(join(tmpdir(), "strata-nix-xdg-"));
+/** `nix store verify` on a file:// cache with a fresh narinfo disk cache (so no stale narinfo is used). */
+function nixStoreVerify(
+  t: TestContext,
+  cache: string,
+  publicKey: string,
+  paths: readonly string[],
+): { status: number; stderr: string } {
   const r = spawnSync(
     "nix",
     ["store", "verify", "--store", `file://${cache}`, "--trusted-public-keys", publicKey, ...paths],
-    { env: { ...nixEnv(), XDG_CACHE_HOME: xdg }, encoding: "utf8" },
+    { env: { ...nixEnv(), XDG_CACHE_HOME: tempDir(t, "strata-nix-xdg-") }, encoding: "utf8" },
   );
-  return r.status ?? -1;
+  return { status: r.status ?? -1, stderr: r.stderr };
 }
 
 /** A copy of the unsigned example cache (narinfos + the uncompressed NARs). */
@@ -565,25 +561,33 @@ describe("live Nix verifies our signatures", () => {
       return paths;
     };
 
-    // Unsigned, input-addressed paths are untrusted (exit bit 2): the check means something.
     const top = `/nix/store/${HASH_PARTS.top}-harness-top`;
     const dep = `/nix/store/${HASH_PARTS.dep}-harness-dep`;
-    const unsigned = unsignedCacheCopy(join(work, "unsigned"));
-    assert.equal(nixStoreVerify(unsigned, pkText, [top, dep]) & 2, 2);
+
+    // Unsigned input-addressed paths are untrusted (exit bit 2), so the check means something.
+    const unsigned = nixStoreVerify(t, unsignedCacheCopy(join(work, "unsigned")), pkText, [
+      top,
+      dep,
+    ]);
+    assert.equal(unsigned.status, 2, unsigned.stderr);
 
     const signedPaths = write(join(work, "signed"), false);
     const signedNarinfo = readFileSync(join(work, "signed", `${HASH_PARTS.top}.narinfo`), "utf8");
     const expectedSig = signPathInfo(example(HASH_PARTS.top, "cache-unsigned-none"), sk)
       .signatures[0]!;
     assert.ok(signedNarinfo.includes(`\nSig: ${formatSignature(expectedSig)}\n`));
-    assert.equal(nixStoreVerify(join(work, "signed"), pkText, signedPaths), 0);
-    // The test-1 key does not vouch for our strata-live-3 signatures.
+    // Nix also downloads each NAR and checks it against NarHash (exit 0 = all fine).
+    const signed = nixStoreVerify(t, join(work, "signed"), pkText, signedPaths);
+    assert.equal(signed.status, 0, signed.stderr);
+    // Another trusted key (test-1) does not vouch for our strata-live-3 signatures.
     const test1 = readFileSync(join(EXAMPLE, "keys/test-1.public"), "utf8").trim();
-    assert.equal(nixStoreVerify(join(work, "signed"), test1, [top, dep]) & 2, 2);
+    assert.equal(nixStoreVerify(t, join(work, "signed"), test1, [top, dep]).status, 2);
 
+    // A flipped signature bit: untrusted. (The CA path "mixed" is left out:
+    // Nix trusts content-addressed paths without any signature.)
     write(join(work, "flipped"), true);
-    const flipped = nixStoreVerify(join(work, "flipped"), pkText, [top, dep]);
-    assert.notEqual(flipped, 0);
-    assert.equal(flipped & 2, 2, "untrusted: no valid signature");
+    const flipped = nixStoreVerify(t, join(work, "flipped"), pkText, [top, dep]);
+    assert.equal(flipped.status, 2, flipped.stderr);
+    assert.match(flipped.stderr, /is untrusted/);
   });
 });

@@ -1,0 +1,76 @@
+import type { CallOptions, Closeable } from "../call-options.js";
+import type { B3Digest } from "../digest.js";
+
+/** A verified piece of a blob (for backends that store blobs chunked). */
+export interface ChunkMeta {
+  readonly digest: B3Digest;
+  readonly size: number;
+}
+
+/**
+ * Random access to one blob. Obtained from `BlobService.openRead`; the blob's
+ * digest was verified when it was written, and backends that read from an
+ * untrusted place re-verify what they return.
+ */
+export interface BlobReader {
+  /** Length of the blob in bytes. */
+  readonly size: number;
+  /**
+   * Reads `length` bytes at `offset` (a range read; the blob is never loaded
+   * whole). Returns fewer bytes only at the end of the blob. `offset` beyond
+   * `size` is an InvalidInputError.
+   */
+  read(offset: number, length: number, options?: CallOptions): Promise<Uint8Array>;
+  /**
+   * Streams the blob from `offset` (default 0) to its end, in chunks of at
+   * most 1 MiB. The consumer may keep the chunks.
+   */
+  stream(offset?: number, options?: CallOptions): AsyncIterable<Uint8Array>;
+  /** Releases the reader (file handles). Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Writes one blob. Bytes go in with `write`; `close` verifies and returns
+ * the BLAKE3 digest. Nothing is visible through `has`/`openRead` before
+ * `close` resolved; after `abort` (or a crash) nothing is visible at all.
+ */
+export interface BlobWriter {
+  /** Bytes accepted so far. */
+  readonly bytesWritten: number;
+  /** Appends bytes. The writer copies or consumes them before resolving; the caller may reuse the buffer. */
+  write(data: Uint8Array, options?: CallOptions): Promise<void>;
+  /**
+   * Finishes the blob: computes its digest and makes it visible (atomically;
+   * concurrent writers of the same content are safe). Resolves to the digest.
+   * Durability: see `BlobService.sync`.
+   */
+  close(options?: CallOptions): Promise<B3Digest>;
+  /** Discards everything written; idempotent; nothing becomes visible. */
+  abort(reason?: unknown): Promise<void>;
+}
+
+/**
+ * Content-addressed blob storage (BLAKE3 of the contents).
+ *
+ * Durability rule: a blob is visible once its writer's `close()` resolved,
+ * and durable (survives a crash or power loss) once a `sync()` started after
+ * that close resolved. Callers that are about to store something referencing
+ * blobs (a Directory, a PathInfo) call `sync()` once for the whole batch
+ * first; this groups the expensive fsyncs instead of paying one per blob.
+ */
+export interface BlobService extends Closeable {
+  /** Whether the blob exists (complete and verified). */
+  has(digest: B3Digest, options?: CallOptions): Promise<boolean>;
+  /** Opens the blob for reading; `undefined` if it does not exist. */
+  openRead(digest: B3Digest, options?: CallOptions): Promise<BlobReader | undefined>;
+  /** Starts writing a new blob. */
+  openWrite(options?: CallOptions): BlobWriter;
+  /**
+   * The blob's chunk list, for backends that store blobs chunked: `[]` when
+   * the blob exists but is stored whole, `undefined` when it does not exist.
+   */
+  chunks(digest: B3Digest, options?: CallOptions): Promise<ChunkMeta[] | undefined>;
+  /** Makes every blob whose writer closed before this call durable. */
+  sync(options?: CallOptions): Promise<void>;
+}
