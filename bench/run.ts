@@ -32,7 +32,7 @@ function treeStats(tree: string): string {
 }
 
 console.log("generating/reusing the benchmark tree ...");
-const tree = ensureTree(join(dir, "v2"));
+const tree = ensureTree(join(dir, "v3"));
 console.log(`tree: ${tree} (${treeStats(tree)}), ${runs} runs per command, page cache warm`);
 const strata = `${process.execPath} ${STRATA_BIN_FOR_BENCH}`;
 const env: NodeJS.ProcessEnv = {

@@ -16,7 +16,7 @@ import {
 import { join } from "node:path";
 
 export interface TreeSpec {
-  /** Number of small files (0.1-64 KiB). */
+  /** Number of small files (0.1-16 KiB). */
   smallFiles: number;
   /** Sizes of the large files in MiB. */
   largeMiB: readonly number[];
@@ -55,7 +55,8 @@ export function ensureTree(dir: string, spec: TreeSpec = DEFAULT_TREE): string {
   for (let i = 0; i < spec.smallFiles; i++) {
     const sub = join(tmp, `pkg${i % 40}`, `lib${(i >> 3) % 25}`);
     mkdirSync(sub, { recursive: true });
-    const size = Math.min(65536, 100 + (next() % 2048) * ((next() % 4) + 1) * ((next() % 8) + 1));
+    // Low LCG bits are poorly distributed: take the high ones. Mean ~8 KiB.
+    const size = 100 + ((next() >> 12) % 16384);
     const buf = Buffer.allocUnsafe(size);
     fill(buf, `small-${i}`);
     const f = join(sub, `file-${i}.dat`);

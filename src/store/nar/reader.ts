@@ -9,7 +9,7 @@
  * on an explicit stack, so depth costs heap, not call stack.
  */
 
-import { compareBytes, utf8 } from "../../castore/bytes.js";
+import { bytesEqual, compareBytes, utf8 } from "../../castore/bytes.js";
 import { MAX_SYMLINK_TARGET_LENGTH, symlinkTargetProblem } from "../../castore/node.js";
 import { MAX_NAME_LENGTH, pathComponentProblem, showName } from "../../castore/path-component.js";
 import { InvalidInputError, throwIfAborted } from "../../errors.js";
@@ -36,7 +36,19 @@ export type NarEvent =
 
 export interface ReadNarOptions {
   signal?: AbortSignal | undefined;
+  /**
+   * The most path components a node may have (default `DEFAULT_MAX_NAR_DEPTH`).
+   * Every event carries its full path, so parsing costs O(depth) per entry;
+   * the limit keeps a small hostile NAR from costing quadratic time.
+   */
+  maxDepth?: number | undefined;
 }
+
+/**
+ * Far deeper than any NAR Nix can produce or restore (paths are limited to
+ * 4096 bytes, so at most 2048 components), cheap enough to parse.
+ */
+export const DEFAULT_MAX_NAR_DEPTH = 10_000;
 
 /** Malformed NAR input; `offset` is the byte where the problem starts (or where the input ended). */
 export class NarParseError extends InvalidInputError {
@@ -98,12 +110,6 @@ const NAME_TOO_LONG = `entry name is longer than ${MAX_NAME_LENGTH} bytes`;
 /** 2^53 as the high 32 bits of a u64: lengths at or above it are not safe integers. */
 const HIGH_LIMIT = 0x200000;
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 function truncated(offset: number, what: string): Error {
   return new NarParseError(`unexpected end of input in ${what}`, offset);
 }
@@ -131,24 +137,24 @@ class Tokens {
     return true;
   }
 
-  /** The index of the keyword of `c` that `match` consumed, or -1. */
-  matchChoice(c: Choice): number {
-    for (let i = 0; i < c.kws.length; i++) if (this.match(c.kws[i]!)) return i;
-    return -1;
+  /** The keyword of `c` that `match` consumed, if any. */
+  matchChoice(c: Choice): Keyword | undefined {
+    for (const kw of c.kws) if (this.match(kw)) return kw;
+    return undefined;
   }
 
   async expect(kw: Keyword): Promise<void> {
     const start = this.r.offset;
     const what = `expected ${kw.show}`;
     const got = await this.string(kw.bytes.length, what, kw.show);
-    if (!sameBytes(got, kw.bytes)) throw new NarParseError(`${what}, got ${showName(got)}`, start);
+    if (!bytesEqual(got, kw.bytes)) throw new NarParseError(`${what}, got ${showName(got)}`, start);
   }
 
-  /** Reads one of the keywords of `c` and returns its index. */
-  async choice(c: Choice): Promise<number> {
+  /** Reads one of the keywords of `c`. */
+  async choice(c: Choice): Promise<Keyword> {
     const start = this.r.offset;
     const got = await this.string(c.max, `expected ${c.show}`, c.show);
-    for (let i = 0; i < c.kws.length; i++) if (sameBytes(got, c.kws[i]!.bytes)) return i;
+    for (const kw of c.kws) if (bytesEqual(got, kw.bytes)) return kw;
     throw new NarParseError(`expected ${c.show}, got ${showName(got)}`, start);
   }
 
@@ -163,6 +169,14 @@ class Tokens {
       throw new NarParseError(`length ${n} exceeds 2^53-1`, this.r.offset);
     }
     return hi * 0x1_0000_0000 + lo;
+  }
+
+  /** Reads a u64 if it is in the current chunk. */
+  u64Here(): number | undefined {
+    if (this.r.available < 8) return undefined;
+    const n = this.lengthHere();
+    this.r.advance(8);
+    return n;
   }
 
   /** Reads a u64 (a file size). */
@@ -252,12 +266,6 @@ class FileContents implements AsyncIterable<Uint8Array>, AsyncIterator<Uint8Arra
   }
 }
 
-interface Frame {
-  readonly path: readonly Uint8Array[];
-  /** The previous entry's name, for the strict ordering check. */
-  last: Uint8Array | undefined;
-}
-
 /**
  * Parses a NAR into events in NAR order (depth first, entries bytewise
  * sorted). Stops with `NarParseError` on malformed input, `AbortedError` when
@@ -268,17 +276,21 @@ export async function* readNar(
   source: AsyncIterable<Uint8Array>,
   options: ReadNarOptions = {},
 ): AsyncGenerator<NarEvent, void, undefined> {
-  const { signal } = options;
+  const { signal, maxDepth = DEFAULT_MAX_NAR_DEPTH } = options;
   throwIfAborted(signal);
   const r = new ByteReader(source, truncated, signal);
   const t = new Tokens(r);
   try {
     if (!t.match(MAGIC)) {
       const magic = await t.string(MAGIC.bytes.length, "not a NAR (bad magic)", MAGIC.show);
-      if (!sameBytes(magic, MAGIC.bytes)) throw new NarParseError("not a NAR (bad magic)", 0);
+      if (!bytesEqual(magic, MAGIC.bytes)) throw new NarParseError("not a NAR (bad magic)", 0);
     }
 
-    const stack: Frame[] = [];
+    // Per open directory, the previous entry's name (for the ordering check).
+    // Only names are kept, never a path per level: memory stays O(depth).
+    const lastNames: (Uint8Array | undefined)[] = [];
+    /** The path of the innermost open directory. */
+    const names: Uint8Array[] = [];
     let path: readonly Uint8Array[] = [];
     for (;;) {
       // One node at `path`. The `if (!t.match(...))` pairs are the fast path
@@ -286,26 +298,24 @@ export async function* readNar(
       throwIfAborted(signal);
       if (!t.match(OPEN)) await t.expect(OPEN);
       if (!t.match(TYPE)) await t.expect(TYPE);
-      let kind = t.matchChoice(NODE_TYPES);
-      if (kind < 0) kind = await t.choice(NODE_TYPES);
+      const kind = t.matchChoice(NODE_TYPES) ?? (await t.choice(NODE_TYPES));
       // Whether this node's closing ")" is still to come (a directory's is read with its entries).
       let opened = false;
-      if (kind === 0) {
-        let start = t.matchChoice(FILE_START);
-        if (start < 0) start = await t.choice(FILE_START);
-        const executable = start === 0;
+      if (kind === REGULAR) {
+        const first = t.matchChoice(FILE_START) ?? (await t.choice(FILE_START));
+        const executable = first === EXECUTABLE;
         if (executable) {
           if (!t.match(EMPTY_STRING)) await t.expect(EMPTY_STRING);
           if (!t.match(CONTENTS)) await t.expect(CONTENTS);
         }
-        const size = await t.u64("file size");
+        const size = t.u64Here() ?? (await t.u64("file size"));
         const contents = new FileContents(r, size);
         yield { type: "file", path, executable, size, contents };
         const unread = contents.expire();
         if (unread > 0) await r.skip(unread, "file contents");
         await t.contentPadding(size);
         if (!t.match(CLOSE)) await t.expect(CLOSE);
-      } else if (kind === 1) {
+      } else if (kind === SYMLINK) {
         if (!t.match(TARGET)) await t.expect(TARGET);
         const start = r.offset;
         const tooLong = `symlink target is longer than ${MAX_SYMLINK_TARGET_LENGTH} bytes`;
@@ -318,14 +328,15 @@ export async function* readNar(
         yield { type: "symlink", path, target };
       } else {
         yield { type: "directory", path };
-        stack.push({ path, last: undefined });
+        if (path.length > 0) names.push(path[path.length - 1]!);
+        lastNames.push(undefined);
         opened = true;
       }
 
       // Close finished nodes until the next entry to descend into.
       for (;;) {
-        const top = stack.at(-1);
-        if (top === undefined) {
+        const depth = lastNames.length;
+        if (depth === 0) {
           if (!(await r.atEnd())) {
             throw new NarParseError("trailing bytes after the root node", r.offset);
           }
@@ -334,12 +345,17 @@ export async function* readNar(
         // The ")" of the entry around the node just finished.
         if (!opened && !t.match(CLOSE)) await t.expect(CLOSE);
         opened = false;
-        let next = t.matchChoice(ENTRY_OR_CLOSE);
-        if (next < 0) next = await t.choice(ENTRY_OR_CLOSE);
-        if (next === 1) {
-          stack.pop();
-          yield { type: "end", path: top.path };
+        const entryStart = r.offset;
+        const next = t.matchChoice(ENTRY_OR_CLOSE) ?? (await t.choice(ENTRY_OR_CLOSE));
+        if (next === CLOSE) {
+          lastNames.pop();
+          const ended = names.slice();
+          names.pop();
+          yield { type: "end", path: ended };
           continue;
+        }
+        if (names.length >= maxDepth) {
+          throw new NarParseError(`entries nested deeper than ${maxDepth} levels`, entryStart);
         }
         if (!t.match(OPEN)) await t.expect(OPEN);
         if (!t.match(NAME)) await t.expect(NAME);
@@ -351,19 +367,22 @@ export async function* readNar(
         if (problem !== undefined) {
           throw new NarParseError(`invalid entry name ${showName(name)}: ${problem}`, start);
         }
-        if (top.last !== undefined) {
-          const order = compareBytes(top.last, name);
+        const last = lastNames[depth - 1];
+        if (last !== undefined) {
+          const order = compareBytes(last, name);
           if (order === 0) throw new NarParseError(`duplicate entry ${showName(name)}`, start);
           if (order > 0) {
             throw new NarParseError(
-              `entry ${showName(name)} is not sorted after ${showName(top.last)}`,
+              `entry ${showName(name)} is not sorted after ${showName(last)}`,
               start,
             );
           }
         }
-        top.last = name;
+        lastNames[depth - 1] = name;
         if (!t.match(NODE)) await t.expect(NODE);
-        path = [...top.path, name];
+        const child = names.slice();
+        child.push(name);
+        path = child;
         break;
       }
     }

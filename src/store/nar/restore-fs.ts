@@ -18,11 +18,14 @@ import {
   lstatSync,
   mkdirSync,
   openSync,
+  readdirSync,
   renameSync,
-  rmSync,
+  rmdirSync,
   symlinkSync,
+  unlinkSync,
   writeSync,
 } from "node:fs";
+import { resolve } from "node:path";
 import { InvalidInputError, StorageError, throwIfAborted } from "../../errors.js";
 import { readNar } from "./reader.js";
 
@@ -39,12 +42,40 @@ const DIRECT_WRITE = 64 * 1024;
 const STAGING_SIZE = 1024 * 1024;
 
 const SLASH = Buffer.from("/");
+/** Linux's limit on a path, including the terminating NUL. */
+const PATH_MAX = 4096;
 
 function exists(path: string): boolean {
   try {
     return lstatSync(path, { throwIfNoEntry: false }) !== undefined;
   } catch (err) {
     throw new StorageError(`restoring NAR: cannot check whether ${path} exists`, { cause: err });
+  }
+}
+
+/**
+ * Removes a file or tree if it exists. Iterative because `fs.rmSync` recurses
+ * per level and overflows the stack on the deep trees a NAR can describe.
+ */
+function removeTree(root: Buffer): void {
+  const stack: { path: Buffer; listed: boolean }[] = [{ path: root, listed: false }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    if (top.listed) {
+      rmdirSync(top.path);
+      stack.pop();
+      continue;
+    }
+    const st = lstatSync(top.path, { throwIfNoEntry: false });
+    if (st === undefined || !st.isDirectory()) {
+      if (st !== undefined) unlinkSync(top.path);
+      stack.pop();
+      continue;
+    }
+    top.listed = true;
+    for (const name of readdirSync(top.path, { encoding: "buffer" })) {
+      stack.push({ path: Buffer.concat([top.path, SLASH, name]), listed: false });
+    }
   }
 }
 
@@ -56,8 +87,10 @@ export async function restoreNar(
 ): Promise<void> {
   const { signal } = options;
   throwIfAborted(signal);
-  if (exists(dest)) throw new InvalidInputError(`restoring NAR: ${dest} already exists`);
-  const tmp = `${dest}.strata-tmp-${randomBytes(8).toString("hex")}`;
+  // Without trailing slashes, so the temporary tree is a sibling, not a child.
+  const target = resolve(dest);
+  if (exists(target)) throw new InvalidInputError(`restoring NAR: ${dest} already exists`);
+  const tmp = `${target}.strata-tmp-${randomBytes(8).toString("hex")}`;
   const writer = new TreeWriter(Buffer.from(tmp));
   try {
     for await (const ev of readNar(source, { signal })) {
@@ -87,15 +120,15 @@ export async function restoreNar(
     throwIfAborted(signal);
     // rename() silently replaces an empty directory or a file, so check again
     // for a DEST that appeared while we were writing.
-    if (exists(dest)) throw new InvalidInputError(`restoring NAR: ${dest} already exists`);
+    if (exists(target)) throw new InvalidInputError(`restoring NAR: ${dest} already exists`);
     try {
-      renameSync(tmp, dest);
+      renameSync(tmp, target);
     } catch (err) {
       throw new StorageError(`restoring NAR: cannot rename ${tmp} to ${dest}`, { cause: err });
     }
   } catch (err) {
     try {
-      rmSync(tmp, { recursive: true, force: true });
+      removeTree(Buffer.from(tmp));
     } catch (cleanupErr) {
       throw new StorageError(`restoring NAR: cannot remove ${tmp} after a failure`, {
         cause: new AggregateError([err, cleanupErr]),
@@ -180,7 +213,15 @@ class TreeWriter {
   private pathOf(path: readonly Uint8Array[]): Buffer {
     if (path.length === 0) return this.root;
     const parent = this.dirs[path.length - 1]!;
-    return Buffer.concat([parent, SLASH, path[path.length - 1]!]);
+    const p = Buffer.concat([parent, SLASH, path[path.length - 1]!]);
+    // Past PATH_MAX every call fails, including the clean-up's, which would
+    // leave the temporary tree behind: stop before creating such a path.
+    if (p.length >= PATH_MAX) {
+      throw new StorageError(
+        `restoring NAR: path ${p.subarray(0, 100).toString()}... is longer than ${PATH_MAX - 1} bytes`,
+      );
+    }
+    return p;
   }
 
   private fs<T>(what: string, path: Buffer | undefined, f: () => T): T {
