@@ -111,3 +111,13 @@ export function fromBase64(s: string): Uint8Array | undefined {
   }
   return out;
 }
+
+/**
+ * A copy of `b`. Use this rather than `b.slice()`: on a Node Buffer,
+ * `slice()` returns a view that shares memory, not a copy.
+ */
+export function copyBytes(b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(b.length);
+  out.set(b);
+  return out;
+}

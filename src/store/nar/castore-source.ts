@@ -3,8 +3,11 @@
  * reaches them, blob contents come from a caller-supplied function.
  */
 
+import type { BlobReader, BlobService } from "../../castore/blob/service.js";
+import type { CallOptions } from "../../castore/call-options.js";
 import type { B3Digest } from "../../castore/digest.js";
 import { formatB3 } from "../../castore/digest.js";
+import type { DirectoryService } from "../../castore/directory/service.js";
 import type { Directory } from "../../castore/directory.js";
 import type { Node } from "../../castore/node.js";
 import { IntegrityError } from "../../errors.js";
@@ -52,4 +55,37 @@ async function* directoryEntries(
   if (dir === undefined)
     throw new IntegrityError(`directory ${formatB3(digest)} referenced by the tree is missing`);
   for (const { name, node } of dir.entries) yield { name, node: castoreNarSource(node, readers) };
+}
+
+/** Reads through castore services (the usual case). */
+export function castoreReaders(
+  blobs: Pick<BlobService, "openRead">,
+  directories: Pick<DirectoryService, "get">,
+  options: CallOptions = {},
+): CastoreReaders {
+  return {
+    getDirectory: (digest) => directories.get(digest, options),
+    openBlob: async (digest, size) => {
+      const reader = await blobs.openRead(digest, options);
+      if (reader === undefined) return undefined;
+      if (reader.size !== size) {
+        await reader.close();
+        throw new IntegrityError(
+          `blob ${formatB3(digest)} has ${reader.size} bytes, the tree says ${size}`,
+        );
+      }
+      return closing(reader.stream(0, options), reader);
+    },
+  };
+}
+
+async function* closing(
+  stream: AsyncIterable<Uint8Array>,
+  reader: BlobReader,
+): AsyncGenerator<Uint8Array> {
+  try {
+    yield* stream;
+  } finally {
+    await reader.close();
+  }
 }

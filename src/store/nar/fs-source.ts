@@ -106,7 +106,8 @@ async function* readFile(path: Buffer, size: number, ctx: Ctx): AsyncGenerator<U
         got += n;
       }
       left -= got;
-      yield got === buf.length ? buf : buf.subarray(0, got);
+      // A plain Uint8Array view: Buffer's slice() shares memory, which surprises consumers.
+      yield new Uint8Array(buf.buffer, buf.byteOffset, got);
     }
   } finally {
     closeSync(fd);
