@@ -1,10 +1,11 @@
 /**
  * The deterministic NAR edge-case corpus (test/fixtures/corpus.py, adapted
- * from the shared Nix harness), generated once per test process.
+ * from the shared Nix harness), generated once per machine.
  * test/fixtures/corpus-expected.tsv holds what Nix 2.8 recorded for seed 1.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -15,19 +16,32 @@ export const FIXTURES = join(
   "../../../test/fixtures",
 );
 
-/** Generates the corpus (seed 1, 50 MiB big file) and returns its directory. */
+/**
+ * Generates the corpus (seed 1, 50 MiB big file) once per machine and
+ * returns its directory. Test files run in parallel processes: each builds
+ * into its own temp dir and renames it into place; the first one wins.
+ */
 export function corpusDir(): string {
   if (dir === undefined) {
-    const base = mkdtempSync(join(tmpdir(), "strata-corpus-"));
-    const out = join(base, "corpus");
-    execFileSync(
-      "python3",
-      [join(FIXTURES, "corpus.py"), "--out", out, "--seed", "1", "--big-mib", "50"],
-      {
-        stdio: ["ignore", "ignore", "inherit"],
-      },
-    );
-    dir = out;
+    const script = join(FIXTURES, "corpus.py");
+    const version = createHash("sha256").update(readFileSync(script)).digest("hex").slice(0, 16);
+    const final = join(tmpdir(), `strata-corpus-${version}`);
+    if (!existsSync(join(final, "corpus"))) {
+      const base = mkdtempSync(join(tmpdir(), "strata-corpus-build-"));
+      execFileSync(
+        "python3",
+        [script, "--out", join(base, "corpus"), "--seed", "1", "--big-mib", "50"],
+        {
+          stdio: ["ignore", "ignore", "inherit"],
+        },
+      );
+      try {
+        renameSync(base, final);
+      } catch {
+        rmSync(base, { recursive: true, force: true }); // another process won the race
+      }
+    }
+    dir = join(final, "corpus");
   }
   return dir;
 }

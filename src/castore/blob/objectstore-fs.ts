@@ -1,0 +1,796 @@
+/**
+ * A BlobService on a local POSIX directory (`objectstore+file:///abs/dir`).
+ * Node-only (the file name says so, ARCHITECTURE §1).
+ *
+ * On-disk layout under `root` (works on any POSIX filesystem: plain files,
+ * at most 4,096 + 256 entries per directory for a million blobs):
+ *
+ *   root/blobs/<hh>/<64 hex>   one complete blob per file, named by the lowercase
+ *                              hex of its BLAKE3 digest; <hh> is the digest's first
+ *                              byte in hex. All 256 shard directories are created
+ *                              on open. Files are created read-only (0444): content
+ *                              never changes once named.
+ *   root/tmp/<32 hex>.tmp      a blob being written (random name, O_CREAT|O_EXCL).
+ *
+ * A writer streams into its temp file while hashing, and `close()` renames the
+ * temp file to its digest's name (rename is atomic: a name either does not
+ * exist or holds the complete content). If the name exists already — a
+ * concurrent or earlier writer of the same content — the temp file is dropped.
+ * Only names under `blobs/` are ever looked at by has/openRead, so a crashed,
+ * aborted or killed writer leaves nothing visible; its temp file is deleted by
+ * the next open once it is older than `staleTempAgeMs`.
+ *
+ * Durability: close() renames but does not fsync. The service remembers every
+ * blob file named (or found already named) since the last sync, with its
+ * shard directory; `sync()` fsyncs those files, then the directories, in
+ * parallel with bounded concurrency. An import pays one group sync instead of
+ * an fsync per blob (BlobService.sync contract).
+ */
+import { randomBytes } from "node:crypto";
+import type { Stats } from "node:fs";
+import { constants } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
+import * as fsp from "node:fs/promises";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import {
+  AbortedError,
+  IntegrityError,
+  InvalidInputError,
+  StorageError,
+  StrataError,
+  throwIfAborted,
+} from "../../errors.js";
+import { type Blake3Hasher, createBlake3 } from "../blake3.js";
+import type { CallOptions } from "../call-options.js";
+import { type B3Digest, formatB3 } from "../digest.js";
+import type { BlobReader, BlobService, BlobWriter, ChunkMeta } from "./service.js";
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+/** BLAKE3 of the empty string: the one blob that is legitimately 0 bytes long. */
+const EMPTY_BLOB_HEX = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262";
+
+export interface FsObjectStoreOptions {
+  /** Absolute path of the store directory; it and its subdirectories are created on open. */
+  root: string;
+  /**
+   * Bytes a writer collects before issuing one write syscall (small writes are
+   * coalesced; two buffers per writer, so hashing overlaps the previous write).
+   * Default 1 MiB; 256 KiB..64 MiB.
+   */
+  writeBufferSize?: number;
+  /** Chunk size `stream()` reads and yields. Default 1 MiB; 4 KiB..1 MiB. */
+  readChunkSize?: number;
+  /**
+   * Reads `stream()` keeps in flight ahead of the consumer. They run in
+   * parallel on libuv's threadpool, which is what lets a stream keep up with
+   * `cat` although every chunk is fresh memory (page faults). Default 4; 1..16.
+   */
+  readAhead?: number;
+  /**
+   * Temp files older than this (by mtime) are deleted on open. Younger ones may
+   * belong to a live writer in another process sharing the root. Default 1 h.
+   */
+  staleTempAgeMs?: number;
+  /** Parallel fsyncs in `sync()`. Default 32; 1..1024. */
+  syncConcurrency?: number;
+}
+
+interface ResolvedOptions {
+  readonly root: string;
+  readonly writeBufferSize: number;
+  readonly readChunkSize: number;
+  readonly readAhead: number;
+  readonly staleTempAgeMs: number;
+  readonly syncConcurrency: number;
+}
+
+/** Validates the options once, at the boundary, and fills in the defaults. */
+function resolveOptions(o: FsObjectStoreOptions): ResolvedOptions {
+  if (typeof o.root !== "string" || !isAbsolute(o.root)) {
+    throw new InvalidInputError(
+      `objectstore root must be an absolute path, got '${String(o.root)}'`,
+    );
+  }
+  const int = (name: string, v: number | undefined, def: number, min: number, max: number) => {
+    if (v === undefined) return def;
+    if (!Number.isSafeInteger(v) || v < min || v > max) {
+      throw new InvalidInputError(
+        `objectstore option ${name} must be an integer in ${min}..${max}, got ${v}`,
+      );
+    }
+    return v;
+  };
+  return {
+    root: resolve(o.root),
+    writeBufferSize: int("writeBufferSize", o.writeBufferSize, MiB, 256 * KiB, 64 * MiB),
+    readChunkSize: int("readChunkSize", o.readChunkSize, MiB, 4 * KiB, MiB),
+    readAhead: int("readAhead", o.readAhead, 4, 1, 16),
+    staleTempAgeMs: int("staleTempAgeMs", o.staleTempAgeMs, 3_600_000, 0, Number.MAX_SAFE_INTEGER),
+    syncConcurrency: int("syncConcurrency", o.syncConcurrency, 32, 1, 1024),
+  };
+}
+
+export class FsObjectStoreBlobService implements BlobService {
+  /** The store directory (absolute, normalised). */
+  readonly root: string;
+  readonly #opts: ResolvedOptions;
+  readonly #blobsDir: string;
+  readonly #tmpDir: string;
+  /** Directory creation and temp cleanup; every call waits for it. */
+  readonly #ready: Promise<void>;
+  #closed = false;
+  readonly #writers = new Set<FsBlobWriter>();
+  readonly #readers = new Set<FsBlobReader>();
+  /** Blob files named since the last sync started, and the directories holding their names. */
+  #unsyncedFiles = new Set<string>();
+  #unsyncedDirs = new Set<string>();
+  /** Syncs run one after another, so a sync also covers the files an earlier, still running one took. */
+  #syncChain: Promise<void> = Promise.resolve();
+
+  /**
+   * Starts opening the store; the first call waits for it and reports its
+   * failure. Use `FsObjectStoreBlobService.open` to see failures right away.
+   */
+  constructor(options: FsObjectStoreOptions) {
+    this.#opts = resolveOptions(options);
+    this.root = this.#opts.root;
+    this.#blobsDir = join(this.root, "blobs");
+    this.#tmpDir = join(this.root, "tmp");
+    this.#ready = this.#init();
+    // Marked handled here; the rejection is re-raised by every call that awaits it.
+    this.#ready.catch(() => undefined);
+  }
+
+  /** Opens the store, creating its directories and deleting stale temp files first. */
+  static async open(options: FsObjectStoreOptions): Promise<FsObjectStoreBlobService> {
+    const service = new FsObjectStoreBlobService(options);
+    await service.#ready;
+    return service;
+  }
+
+  async has(digest: B3Digest, options?: CallOptions): Promise<boolean> {
+    await this.#enter(options);
+    try {
+      return isCompleteBlob(await fsp.stat(this.blobPath(digest)), digest);
+    } catch (err) {
+      if (errno(err) === "ENOENT") return false;
+      throw this.#error(`checking blob ${formatB3(digest)}`, err);
+    }
+  }
+
+  async openRead(digest: B3Digest, options?: CallOptions): Promise<BlobReader | undefined> {
+    await this.#enter(options);
+    let fh: FileHandle;
+    try {
+      fh = await fsp.open(this.blobPath(digest), "r");
+    } catch (err) {
+      if (errno(err) === "ENOENT") return undefined;
+      throw this.#error(`opening blob ${formatB3(digest)}`, err);
+    }
+    try {
+      const st = await fh.stat();
+      if (!isCompleteBlob(st, digest)) {
+        await fh.close();
+        return undefined;
+      }
+      this.#checkOpen();
+      const reader = new FsBlobReader(this, fh, st.size, this.#what(digest), this.#opts);
+      this.#readers.add(reader);
+      return reader;
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw this.#error(`opening blob ${formatB3(digest)}`, err);
+    }
+  }
+
+  openWrite(options?: CallOptions): BlobWriter {
+    this.#checkOpen();
+    throwIfAborted(options?.signal);
+    const writer = new FsBlobWriter(this, this.#opts.writeBufferSize, options?.signal);
+    this.#writers.add(writer);
+    return writer;
+  }
+
+  async chunks(digest: B3Digest, options?: CallOptions): Promise<ChunkMeta[] | undefined> {
+    // Blobs are stored whole.
+    return (await this.has(digest, options)) ? [] : undefined;
+  }
+
+  /**
+   * Makes every blob whose writer's close() resolved before this call durable:
+   * fsyncs the blob files, then their shard directories (so the names survive
+   * too). Files already made durable by an earlier sync are not fsynced again.
+   * On failure or abort the files stay queued for the next sync.
+   */
+  async sync(options?: CallOptions): Promise<void> {
+    await this.#enter(options);
+    const run = this.#syncChain.catch(() => undefined).then(() => this.#syncPending(options));
+    this.#syncChain = run;
+    return run;
+  }
+
+  /**
+   * Aborts writers still open (their temp files are deleted), closes open
+   * readers, and waits for a running sync. Does not sync: call `sync()`
+   * first for durability. Idempotent; later calls reject with a StorageError.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const reason = new StorageError(`objectstore '${this.root}' is closed`);
+    await Promise.allSettled([...this.#writers].map((w) => w.abort(reason)));
+    await Promise.allSettled([...this.#readers].map((r) => r.close()));
+    await this.#syncChain.catch(() => undefined);
+    await this.#ready.catch(() => undefined);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Where the blob with this digest lives (whether or not it exists). */
+  blobPath(digest: B3Digest): string {
+    const hex = toHex(digest);
+    return join(this.#blobsDir, hex.slice(0, 2), hex);
+  }
+
+  // ---- used by the writer and reader of this file ----
+
+  /** @internal */
+  get ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  /** @internal */
+  get tmpDir(): string {
+    return this.#tmpDir;
+  }
+
+  /** @internal A fresh temp file path. */
+  tempPath(): string {
+    return join(this.#tmpDir, `${randomBytes(16).toString("hex")}.tmp`);
+  }
+
+  /**
+   * @internal Names a finished temp file by its digest (atomic rename) or, if
+   * a complete blob of that name exists, drops it. Either way the name is
+   * queued for the next sync: this writer's close() resolving promises it.
+   */
+  async place(tmp: string, digest: B3Digest): Promise<void> {
+    const target = this.blobPath(digest);
+    let exists = false;
+    try {
+      exists = isCompleteBlob(await fsp.lstat(target), digest);
+    } catch (err) {
+      if (errno(err) !== "ENOENT") throw err;
+    }
+    if (exists) {
+      await fsp.unlink(tmp);
+    } else {
+      try {
+        await fsp.rename(tmp, target);
+      } catch (err) {
+        if (errno(err) !== "ENOENT") throw err;
+        // The shard directory was removed behind our back: recreate it and retry.
+        await fsp.mkdir(dirname(target), { recursive: true });
+        this.#unsyncedDirs.add(this.#blobsDir);
+        await fsp.rename(tmp, target);
+      }
+    }
+    this.#unsyncedFiles.add(target);
+    this.#unsyncedDirs.add(dirname(target));
+  }
+
+  /** @internal */
+  forgetWriter(w: FsBlobWriter): void {
+    this.#writers.delete(w);
+  }
+
+  /** @internal */
+  forgetReader(r: FsBlobReader): void {
+    this.#readers.delete(r);
+  }
+
+  /** @internal Throws the StorageError every call after close() gets. */
+  checkOpen(): void {
+    this.#checkOpen();
+  }
+
+  /** @internal Wraps a failure with this store's context (typed errors pass through). */
+  error(what: string, err: unknown): StrataError {
+    return this.#error(what, err);
+  }
+
+  // ---- private ----
+
+  #checkOpen(): void {
+    if (this.#closed) throw new StorageError(`objectstore '${this.root}' is closed`);
+  }
+
+  async #enter(options: CallOptions | undefined): Promise<void> {
+    this.#checkOpen();
+    throwIfAborted(options?.signal);
+    await this.#ready;
+    this.#checkOpen();
+  }
+
+  #what(digest: B3Digest): string {
+    return `blob ${formatB3(digest)} in objectstore '${this.root}'`;
+  }
+
+  #error(what: string, err: unknown): StrataError {
+    if (err instanceof StrataError) return err;
+    return new StorageError(`${what} in objectstore '${this.root}'`, { cause: err });
+  }
+
+  async #init(): Promise<void> {
+    try {
+      const firstCreated = await fsp.mkdir(this.root, { recursive: true });
+      // Newly created ancestors (and the root's own entry in its parent) must
+      // be durable too, or a power loss could take every synced blob with them.
+      const fresh: string[] = [];
+      if (firstCreated !== undefined) {
+        const stop = dirname(firstCreated);
+        for (let d = this.root; d !== stop && d !== dirname(d); d = dirname(d)) fresh.push(d);
+        fresh.push(stop);
+      }
+      let created = fresh.length > 0;
+      for (const dir of [this.#blobsDir, this.#tmpDir]) created = (await mkdirNew(dir)) || created;
+      const existing = new Set(await fsp.readdir(this.#blobsDir));
+      for (let i = 0; i < 256; i++) {
+        const shard = i.toString(16).padStart(2, "0");
+        if (!existing.has(shard)) {
+          created = (await mkdirNew(join(this.#blobsDir, shard))) || created;
+        }
+      }
+      // New directories are made durable once, here, so sync() only has to
+      // care about the shard directories the blob names live in.
+      if (created) {
+        await Promise.all([this.#blobsDir, ...new Set([this.root, ...fresh])].map(fsyncDir));
+      }
+      await this.#removeStaleTemps();
+    } catch (err) {
+      throw this.#error("opening the store", err);
+    }
+  }
+
+  async #removeStaleTemps(): Promise<void> {
+    const cutoff = Date.now() - this.#opts.staleTempAgeMs;
+    for (const name of await fsp.readdir(this.#tmpDir)) {
+      const path = join(this.#tmpDir, name);
+      try {
+        const st = await fsp.lstat(path);
+        if (st.mtimeMs <= cutoff) await fsp.rm(path, { recursive: true, force: true });
+      } catch (err) {
+        if (errno(err) !== "ENOENT") throw err; // another process cleaned it first
+      }
+    }
+  }
+
+  async #syncPending(options: CallOptions | undefined): Promise<void> {
+    const files = this.#unsyncedFiles;
+    const dirs = this.#unsyncedDirs;
+    this.#unsyncedFiles = new Set();
+    this.#unsyncedDirs = new Set();
+    const signal = options?.signal;
+    try {
+      throwIfAborted(signal);
+      // Data first, then names: a name made durable must point at durable data.
+      await forEachLimit(files, this.#opts.syncConcurrency, signal, fsyncFile);
+      await forEachLimit(dirs, this.#opts.syncConcurrency, signal, fsyncDir);
+    } catch (err) {
+      for (const f of files) this.#unsyncedFiles.add(f);
+      for (const d of dirs) this.#unsyncedDirs.add(d);
+      throw this.#error("syncing blobs", err);
+    }
+  }
+}
+
+type WriterState = "open" | "closing" | "closed" | "aborted" | "failed";
+
+/**
+ * Streams one blob into a temp file. Writes are collected in a buffer of
+ * `bufferSize` bytes; a full buffer is hashed and handed to a positional
+ * write that runs while the caller produces the next buffer (double
+ * buffering), so hashing, copying and the kernel write overlap.
+ */
+class FsBlobWriter implements BlobWriter {
+  readonly #service: FsObjectStoreBlobService;
+  readonly #bufferSize: number;
+  readonly #signal: AbortSignal | undefined;
+  readonly #onSignal: (() => void) | undefined;
+  readonly #hasher: Blake3Hasher = createBlake3();
+  #state: WriterState = "open";
+  #busy = false;
+  #bytesWritten = 0;
+  #buf: Buffer | undefined;
+  #bufLength = 0;
+  /** The buffer of the write in flight; free again once `#inflight` settled. */
+  #spare: Buffer | undefined;
+  #inflight: Promise<void> | undefined;
+  #filePos = 0;
+  #tmpPath: string | undefined;
+  #opening: Promise<FileHandle> | undefined;
+  #closing: Promise<B3Digest> | undefined;
+
+  constructor(service: FsObjectStoreBlobService, bufferSize: number, signal?: AbortSignal) {
+    this.#service = service;
+    this.#bufferSize = bufferSize;
+    this.#signal = signal;
+    if (signal !== undefined) {
+      // The openWrite signal covers the writer's whole life: firing it discards the blob.
+      this.#onSignal = () => void this.abort(signal.reason);
+      signal.addEventListener("abort", this.#onSignal, { once: true });
+    }
+  }
+
+  get bytesWritten(): number {
+    return this.#bytesWritten;
+  }
+
+  async write(data: Uint8Array, options?: CallOptions): Promise<void> {
+    this.#enter(options);
+    this.#busy = true;
+    try {
+      let off = 0;
+      while (off < data.length) {
+        if (this.#buf === undefined) this.#buf = Buffer.allocUnsafeSlow(this.#bufferSize);
+        const n = Math.min(data.length - off, this.#bufferSize - this.#bufLength);
+        this.#buf.set(data.subarray(off, off + n), this.#bufLength);
+        this.#bufLength += n;
+        off += n;
+        if (this.#bufLength === this.#bufferSize) {
+          await this.#flush();
+          this.#checkAlive(options);
+        }
+      }
+      this.#bytesWritten += data.length;
+    } catch (err) {
+      throw await this.#fail(err);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  close(options?: CallOptions): Promise<B3Digest> {
+    try {
+      this.#enter(options);
+    } catch (err) {
+      // A close cancelled by its signal discards the blob rather than leave a
+      // half-written writer around (other refusals leave the writer as it is).
+      if (this.#state === "open" && err instanceof AbortedError) {
+        return this.abort(err).then(() => Promise.reject(err));
+      }
+      return Promise.reject(err);
+    }
+    this.#state = "closing";
+    this.#closing = this.#finish(options);
+    return this.#closing;
+  }
+
+  async abort(_reason?: unknown): Promise<void> {
+    if (this.#state === "closing") {
+      // Past the point of no return or about to fail; either way settled soon.
+      await this.#closing?.catch(() => undefined);
+      return;
+    }
+    if (this.#state !== "open") return;
+    this.#state = "aborted";
+    await this.#discard();
+  }
+
+  async #finish(options: CallOptions | undefined): Promise<B3Digest> {
+    try {
+      if (this.#bufLength > 0) await this.#flush();
+      await this.#inflight;
+      const fh = await this.#file(); // an empty blob still gets its (empty) file
+      this.#checkAlive(options);
+      this.#opening = undefined;
+      await fh.close();
+      const digest = this.#hasher.digest() as B3Digest;
+      this.#checkAlive(options);
+      // The commit point: after the rename the blob is visible and close succeeds.
+      await this.#service.place(this.#tmpPath!, digest);
+      this.#state = "closed";
+      this.#release();
+      return digest;
+    } catch (err) {
+      this.#state = "failed";
+      await this.#discard();
+      throw this.#service.error("writing a blob", err);
+    }
+  }
+
+  #enter(options: CallOptions | undefined): void {
+    // The signal first: a writer aborted by its openWrite signal reports "Aborted".
+    throwIfAborted(this.#signal);
+    if (this.#state !== "open") {
+      throw new InvalidInputError(`blob writer is ${this.#state}; it accepts no more calls`);
+    }
+    if (this.#busy) {
+      throw new InvalidInputError("blob writer: call made while a write() is still pending");
+    }
+    this.#service.checkOpen();
+    throwIfAborted(options?.signal);
+  }
+
+  /** Checked after every await: abort() or the service's close() may have run meanwhile. */
+  #checkAlive(options: CallOptions | undefined): void {
+    if (this.#state === "aborted") throw new AbortedError("blob writer was aborted");
+    throwIfAborted(this.#signal);
+    throwIfAborted(options?.signal);
+  }
+
+  /** Hashes the full buffer and starts writing it; waits only for the previous write. */
+  async #flush(): Promise<void> {
+    const buf = this.#buf!;
+    const length = this.#bufLength;
+    // Hashing whole buffers (not each small write) lets BLAKE3 use its SIMD
+    // paths, and it runs while the previous buffer is still being written.
+    this.#hasher.update(buf.subarray(0, length));
+    if (this.#inflight !== undefined) await this.#inflight;
+    const fh = await this.#file();
+    if (this.#state === "aborted") throw new AbortedError("blob writer was aborted");
+    const pending = writeFully(fh, buf, length, this.#filePos);
+    pending.catch(() => undefined); // awaited by the next flush or close
+    this.#inflight = pending;
+    this.#filePos += length;
+    this.#buf = this.#spare;
+    this.#spare = buf;
+    this.#bufLength = 0;
+  }
+
+  /** The temp file, created on first use so that openWrite stays synchronous. */
+  #file(): Promise<FileHandle> {
+    if (this.#state === "aborted")
+      return Promise.reject(new AbortedError("blob writer was aborted"));
+    this.#opening ??= (async () => {
+      await this.#service.ready;
+      for (let attempt = 0; ; attempt++) {
+        const path = this.#service.tempPath();
+        try {
+          const fh = await fsp.open(
+            path,
+            constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
+            0o444,
+          );
+          this.#tmpPath = path;
+          return fh;
+        } catch (err) {
+          // 128 random bits do not collide; a few retries cover a hostile tmp/.
+          if (errno(err) !== "EEXIST" || attempt >= 3) throw err;
+        }
+      }
+    })();
+    return this.#opening;
+  }
+
+  /** Moves to "failed" and cleans up, unless abort() got there first; returns the error to throw. */
+  async #fail(err: unknown): Promise<StrataError> {
+    if (this.#state === "aborted" && !(err instanceof StrataError)) {
+      // An fs error caused by abort() closing the file under us.
+      return new AbortedError("blob writer was aborted", { cause: err });
+    }
+    if (this.#state === "open") {
+      this.#state = "failed";
+      await this.#discard();
+    }
+    return this.#service.error("writing a blob", err);
+  }
+
+  /** Waits for everything in flight, then closes and deletes the temp file. Never throws. */
+  async #discard(): Promise<void> {
+    this.#buf = undefined;
+    this.#spare = undefined;
+    await this.#inflight?.catch(() => undefined);
+    const fh = await this.#opening?.catch(() => undefined);
+    this.#opening = undefined;
+    await fh?.close().catch(() => undefined);
+    if (this.#tmpPath !== undefined) await fsp.unlink(this.#tmpPath).catch(() => undefined);
+    this.#release();
+  }
+
+  #release(): void {
+    if (this.#onSignal !== undefined) this.#signal?.removeEventListener("abort", this.#onSignal);
+    this.#service.forgetWriter(this);
+  }
+}
+
+/** Range reads on one open blob file (positional reads: many streams may share it). */
+class FsBlobReader implements BlobReader {
+  readonly size: number;
+  readonly #service: FsObjectStoreBlobService;
+  readonly #fh: FileHandle;
+  readonly #what: string;
+  readonly #chunkSize: number;
+  readonly #readAhead: number;
+  #closed = false;
+
+  constructor(
+    service: FsObjectStoreBlobService,
+    fh: FileHandle,
+    size: number,
+    what: string,
+    opts: ResolvedOptions,
+  ) {
+    this.#service = service;
+    this.#fh = fh;
+    this.size = size;
+    this.#what = what;
+    this.#chunkSize = opts.readChunkSize;
+    this.#readAhead = opts.readAhead;
+  }
+
+  async read(offset: number, length: number, options?: CallOptions): Promise<Uint8Array> {
+    this.#check(options);
+    this.#checkOffset(offset);
+    if (!Number.isSafeInteger(length) || length < 0) {
+      throw new InvalidInputError(`read of ${this.#what}: bad length ${length}`);
+    }
+    return this.#readAt(offset, Math.min(length, this.size - offset));
+  }
+
+  async *stream(offset = 0, options?: CallOptions): AsyncGenerator<Uint8Array> {
+    this.#check(options);
+    this.#checkOffset(offset);
+    // Reads run ahead of the consumer so the disk (or page cache copy) and
+    // the consumer work at the same time.
+    const queue: Promise<Uint8Array>[] = [];
+    let next = offset;
+    const fill = (): void => {
+      while (queue.length < this.#readAhead && next < this.size) {
+        const n = Math.min(this.#chunkSize, this.size - next);
+        const p = this.#readAt(next, n);
+        p.catch(() => undefined); // awaited below, or dropped when the consumer stops early
+        queue.push(p);
+        next += n;
+      }
+    };
+    fill();
+    while (queue.length > 0) {
+      const chunk = await queue.shift()!;
+      this.#check(options);
+      fill();
+      yield chunk;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#service.forgetReader(this);
+    // FileHandle.close waits for reads still in flight.
+    await this.#fh.close().catch(() => undefined);
+  }
+
+  #check(options: CallOptions | undefined): void {
+    if (this.#closed) throw new StorageError(`reader of ${this.#what} is closed`);
+    this.#service.checkOpen();
+    throwIfAborted(options?.signal);
+  }
+
+  #checkOffset(offset: number): void {
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > this.size) {
+      throw new InvalidInputError(
+        `read of ${this.#what}: offset ${offset} outside 0..${this.size}`,
+      );
+    }
+  }
+
+  /** Exactly `length` bytes at `offset` into a fresh buffer the caller may keep. */
+  async #readAt(offset: number, length: number): Promise<Uint8Array> {
+    // Unpooled: a pooled Buffer would share its memory with unrelated data.
+    const buf = Buffer.allocUnsafeSlow(length);
+    let done = 0;
+    try {
+      while (done < length) {
+        const { bytesRead } = await this.#fh.read(buf, done, length - done, offset + done);
+        if (bytesRead === 0) {
+          throw new IntegrityError(
+            `${this.#what} is shorter than its recorded size ${this.size} (EOF at ${offset + done})`,
+          );
+        }
+        done += bytesRead;
+      }
+    } catch (err) {
+      if (err instanceof StrataError) throw err;
+      throw new StorageError(`reading ${this.#what} at offset ${offset + done}`, { cause: err });
+    }
+    return new Uint8Array(buf.buffer, buf.byteOffset, length);
+  }
+}
+
+// ---- helpers ----
+
+/**
+ * A named blob file counts only when it is a regular file and non-empty
+ * (except the empty blob itself). A zero-length name is what a rename looks
+ * like after a power loss on delayed-allocation filesystems when the data was
+ * not synced; it must not dedup future writes of that content.
+ */
+function isCompleteBlob(st: Stats, digest: B3Digest): boolean {
+  return st.isFile() && (st.size > 0 || toHex(digest) === EMPTY_BLOB_HEX);
+}
+
+function toHex(d: Uint8Array): string {
+  return Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString("hex");
+}
+
+function errno(err: unknown): string | undefined {
+  return err instanceof Error && "code" in err && typeof err.code === "string"
+    ? err.code
+    : undefined;
+}
+
+/** mkdir that reports whether it created the directory. */
+async function mkdirNew(path: string): Promise<boolean> {
+  try {
+    await fsp.mkdir(path);
+    return true;
+  } catch (err) {
+    if (errno(err) === "EEXIST") return false;
+    throw err;
+  }
+}
+
+async function writeFully(fh: FileHandle, buf: Buffer, length: number, pos: number): Promise<void> {
+  let done = 0;
+  while (done < length) {
+    const { bytesWritten } = await fh.write(buf, done, length - done, pos + done);
+    done += bytesWritten;
+  }
+}
+
+async function fsyncFile(path: string): Promise<void> {
+  let fh: FileHandle;
+  try {
+    fh = await fsp.open(path, "r");
+  } catch (err) {
+    if (errno(err) === "ENOENT") return; // deleted since (garbage collection): nothing to keep
+    throw err;
+  }
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function fsyncDir(path: string): Promise<void> {
+  const fh = await fsp.open(path, "r");
+  try {
+    await fh.sync();
+  } catch (err) {
+    // A few filesystems cannot fsync directories; their renames are then as
+    // durable as they get.
+    if (errno(err) !== "EINVAL" && errno(err) !== "ENOTSUP") throw err;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight; stops starting new ones after a failure or abort. */
+async function forEachLimit<T>(
+  items: Iterable<T>,
+  limit: number,
+  signal: AbortSignal | undefined,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  const it = items[Symbol.iterator]();
+  let failure: { err: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined) {
+      const r = it.next();
+      if (r.done) return;
+      try {
+        throwIfAborted(signal);
+        await fn(r.value);
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: limit }, worker));
+  if (failure !== undefined) throw failure.err;
+}
