@@ -1,0 +1,87 @@
+/**
+ * Runs the PathInfoService conformance suite on every backend, plus what
+ * only a persistent backend can show: data surviving a reopen, and corrupt
+ * data on disk being reported instead of returned.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { open } from "lmdb";
+import { IntegrityError } from "../../src/errors.js";
+import { pathInfosEqual } from "../../src/store/path-info.js";
+import { encodePathInfo } from "../../src/store/path-info-proto.js";
+import { LMDB_PATHINFO_DB, LmdbPathInfoService } from "../../src/store/pathinfo/lmdb.js";
+import { MemoryPathInfoService } from "../../src/store/pathinfo/memory.js";
+import { pathInfoServiceConformance, samplePathInfo } from "../conformance/pathinfo.js";
+import { tempDir } from "../helpers/tmp.js";
+
+pathInfoServiceConformance("memory", async () => ({ service: new MemoryPathInfoService() }));
+
+pathInfoServiceConformance("lmdb (path)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "strata-lmdb-test-"));
+  return {
+    service: await LmdbPathInfoService.open({ path: dir }),
+    teardown: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+});
+
+pathInfoServiceConformance("lmdb (temporary)", async () => ({
+  service: await LmdbPathInfoService.open(),
+}));
+
+async function writeRaw(path: string, key: Uint8Array, value: Uint8Array): Promise<void> {
+  const env = open<Uint8Array, Uint8Array>({ path });
+  const db = env.openDB<Uint8Array, Uint8Array>({
+    name: LMDB_PATHINFO_DB,
+    keyEncoding: "binary",
+    encoding: "binary",
+  });
+  await db.put(key, value);
+  await env.close();
+}
+
+describe("LmdbPathInfoService", () => {
+  test("data survives close and reopen of the same path", async (t) => {
+    const path = tempDir(t);
+    const infos = [samplePathInfo(1), samplePathInfo(2)];
+    {
+      await using s = await LmdbPathInfoService.open({ path });
+      for (const info of infos) await s.put(info);
+    }
+    await using s = await LmdbPathInfoService.open({ path });
+    for (const info of infos) {
+      const got = await s.get(info.storePath.digest);
+      assert.ok(got !== undefined && pathInfosEqual(got, info));
+    }
+  });
+
+  test("a value that does not decode is an IntegrityError on get and list", async (t) => {
+    const path = tempDir(t);
+    const info = samplePathInfo(3);
+    await (await LmdbPathInfoService.open({ path })).close();
+    await writeRaw(path, info.storePath.digest, new Uint8Array([0x0a, 0xff, 0x01]));
+    await using s = await LmdbPathInfoService.open({ path });
+    await assert.rejects(s.get(info.storePath.digest), (err: unknown) => {
+      assert.ok(err instanceof IntegrityError);
+      assert.match(err.message, /corrupt/);
+      assert.ok(err.message.includes(path), err.message);
+      return true;
+    });
+    await assert.rejects(async () => {
+      for await (const _ of s.list()) {
+        // drain
+      }
+    }, IntegrityError);
+  });
+
+  test("the path info of another store path under a key is an IntegrityError", async (t) => {
+    const path = tempDir(t);
+    const info = samplePathInfo(4);
+    await (await LmdbPathInfoService.open({ path })).close();
+    await writeRaw(path, info.storePath.digest, encodePathInfo(samplePathInfo(5)));
+    await using s = await LmdbPathInfoService.open({ path });
+    await assert.rejects(s.get(info.storePath.digest), /describes \/nix\/store\//);
+  });
+});
