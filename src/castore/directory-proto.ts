@@ -11,8 +11,8 @@ import {
   NodeSchema,
 } from "../proto/gen/tvix/castore/v1/castore_pb.js";
 import { compareBytes } from "./bytes.js";
-import { b3Digest } from "./digest.js";
-import { describeEntry, type Entry, type Node, validateNode } from "./node.js";
+import { type B3Digest, b3Digest } from "./digest.js";
+import { type Entry, type Node, symlinkTargetProblem, validateNode } from "./node.js";
 import { pathComponent, showName } from "./path-component.js";
 
 /** Converts sorted entries to the protobuf message (three lists, each in name order). */
@@ -76,49 +76,63 @@ function rejectUnknown(msg: { $unknown?: unknown[] | undefined }, what: string):
 }
 
 /** Converts a decoded protobuf Directory into validated entries (not yet merged/sorted). */
+/**
+ * Converts a decoded protobuf Directory into validated entries (not yet
+ * merged/sorted). This runs on every directory read from a store, so error
+ * labels are only built when something is wrong.
+ */
 export function directoryFromProto(msg: DirectoryPb): Entry[] {
   rejectUnknown(msg, "directory");
   checkOrder(msg.directories, "directory");
   checkOrder(msg.files, "file");
   checkOrder(msg.symlinks, "symlink");
   const out: Entry[] = [];
+  const label = (kind: string, name: Uint8Array): string =>
+    `directory: ${kind} entry ${showName(name)}`;
   for (const d of msg.directories) {
-    rejectUnknown(d, `directory: ${describeEntry(d.name)}`);
+    if (d.$unknown?.length) rejectUnknown(d, label("directory", d.name));
     const name = pathComponent(d.name, "directory: directory entry");
-    const ctx = `directory: directory entry ${showName(name)}`;
-    out.push({
-      name,
-      node: validateNode(
+    if (d.digest.length !== 32 || d.size > MAX_SAFE) {
+      const ctx = label("directory", name);
+      validateNode(
         { type: "directory", digest: b3Digest(d.digest, ctx), size: toSize(d.size, ctx) },
         ctx,
-      ),
+      );
+    }
+    out.push({
+      name,
+      node: { type: "directory", digest: d.digest as B3Digest, size: Number(d.size) },
     });
   }
   for (const f of msg.files) {
-    rejectUnknown(f, `directory: ${describeEntry(f.name)}`);
+    if (f.$unknown?.length) rejectUnknown(f, label("file", f.name));
     const name = pathComponent(f.name, "directory: file entry");
-    const ctx = `directory: file entry ${showName(name)}`;
+    if (f.digest.length !== 32 || f.size > MAX_SAFE) {
+      const ctx = label("file", name);
+      b3Digest(f.digest, ctx);
+      toSize(f.size, ctx);
+    }
     out.push({
       name,
-      node: validateNode(
-        {
-          type: "file",
-          digest: b3Digest(f.digest, ctx),
-          size: toSize(f.size, ctx),
-          executable: f.executable,
-        },
-        ctx,
-      ),
+      node: {
+        type: "file",
+        digest: f.digest as B3Digest,
+        size: Number(f.size),
+        executable: f.executable,
+      },
     });
   }
   for (const s of msg.symlinks) {
-    rejectUnknown(s, `directory: ${describeEntry(s.name)}`);
+    if (s.$unknown?.length) rejectUnknown(s, label("symlink", s.name));
     const name = pathComponent(s.name, "directory: symlink entry");
-    const ctx = `directory: symlink entry ${showName(name)}`;
-    out.push({ name, node: validateNode({ type: "symlink", target: s.target }, ctx) });
+    const problem = symlinkTargetProblem(s.target);
+    if (problem !== undefined) throw new InvalidInputError(`${label("symlink", name)}: ${problem}`);
+    out.push({ name, node: { type: "symlink", target: s.target } });
   }
   return out;
 }
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 export function decodeDirectoryEntries(bytes: Uint8Array): Entry[] {
   let msg: DirectoryPb;
