@@ -1,6 +1,8 @@
 /**
- * `npm run bench`: strata's hot paths against the reference tools, measured
- * in the same run on the same input. Prints time ratios and peak RSS.
+ * `npm run bench [-- SECTION...]`: strata's hot paths against reference
+ * tools, measured in the same run on the same input. Prints time ratios and
+ * peak RSS. Sections: nar (NAR pack/hash vs Nix), blob (objectstore+file vs
+ * cp/cat), kv (LMDB directory put/get rates). Default: all.
  *
  * Env: STRATA_BENCH_DIR (where the generated tree is cached, default
  * $TMPDIR/strata-bench), STRATA_BENCH_RUNS (runs per command, default 5).
@@ -8,12 +10,15 @@
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { benchBlobs } from "./blob.js";
+import { benchKv } from "./kv.js";
 import { compare, formatComparison } from "./measure.js";
 import { STRATA_BIN_FOR_BENCH } from "./paths.js";
 import { ensureTree } from "./tree.js";
 
 const runs = Number(process.env.STRATA_BENCH_RUNS ?? 5);
 const dir = process.env.STRATA_BENCH_DIR ?? join(tmpdir(), "strata-bench");
+const log = (line: string): void => console.log(line);
 
 function have(cmd: string): boolean {
   return spawnSync("bash", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
@@ -31,42 +36,58 @@ function treeStats(tree: string): string {
   return `${(Number(bytes) / 2 ** 20).toFixed(0)} MiB apparent size, ${files} regular files`;
 }
 
-console.log("generating/reusing the benchmark tree ...");
-const tree = ensureTree(join(dir, "v3"));
-console.log(`tree: ${tree} (${treeStats(tree)}), ${runs} runs per command, page cache warm`);
-const strata = `${process.execPath} ${STRATA_BIN_FOR_BENCH}`;
-const env: NodeJS.ProcessEnv = {
-  ...process.env,
-  NIX_CONFIG: "experimental-features = nix-command",
-};
-delete env.NIX_REMOTE;
-
-if (!have("nix-store")) {
-  console.log("SKIPPED Nix comparisons: nix-store not installed (apt-get install -y nix-bin)");
-} else {
-  const results = [
-    compare(
-      "NAR serialisation to /dev/null",
-      `${strata} nar pack '${tree}' > /dev/null`,
-      `nix-store --dump '${tree}' > /dev/null`,
-      runs,
-      env,
-    ),
-    compare(
-      "NAR hash (sha256)",
-      `${strata} nar hash '${tree}' > /dev/null`,
-      `nix hash path '${tree}' > /dev/null`,
-      runs,
-      env,
-    ),
-  ];
-  for (const [i, r] of results.entries()) {
-    console.log(
-      formatComparison(
-        r,
-        i === 0 ? "strata nar pack" : "strata nar hash",
-        i === 0 ? "nix-store --dump" : "nix hash path",
-      ),
-    );
+async function benchNar(): Promise<void> {
+  log("== NAR: strata vs Nix ==");
+  log("generating/reusing the benchmark tree ...");
+  const tree = ensureTree(join(dir, "v3"));
+  log(`tree: ${tree} (${treeStats(tree)}), ${runs} runs per command, page cache warm`);
+  if (!have("nix-store")) {
+    log("SKIPPED Nix comparisons: nix-store not installed (apt-get install -y nix-bin)");
+    return;
   }
+  const strata = `${process.execPath} ${STRATA_BIN_FOR_BENCH}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    NIX_CONFIG: "experimental-features = nix-command",
+  };
+  delete env.NIX_REMOTE;
+  const pack = compare(
+    "NAR serialisation to /dev/null",
+    `${strata} nar pack '${tree}' > /dev/null`,
+    `nix-store --dump '${tree}' > /dev/null`,
+    runs,
+    env,
+  );
+  log(formatComparison(pack, "strata nar pack", "nix-store --dump"));
+  const hash = compare(
+    "NAR hash (sha256)",
+    `${strata} nar hash '${tree}' > /dev/null`,
+    `nix hash path '${tree}' > /dev/null`,
+    runs,
+    env,
+  );
+  log(formatComparison(hash, "strata nar hash", "nix hash path"));
+}
+
+const sections: Record<string, () => Promise<void>> = {
+  nar: benchNar,
+  blob: async () => {
+    log("== blobs: objectstore+file vs cp / cat ==");
+    await benchBlobs(log);
+  },
+  kv: async () => {
+    log("== LMDB directory service ==");
+    await benchKv(log);
+  },
+};
+
+const wanted = process.argv.slice(2);
+for (const name of wanted) {
+  if (!(name in sections)) {
+    console.error(`unknown bench section '${name}' (known: ${Object.keys(sections).join(", ")})`);
+    process.exit(2);
+  }
+}
+for (const [name, run] of Object.entries(sections)) {
+  if (wanted.length === 0 || wanted.includes(name)) await run();
 }
