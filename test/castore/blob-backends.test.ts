@@ -5,7 +5,6 @@ import * as fsp from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { MemoryBlobService } from "../../src/castore/blob/memory.js";
 import { FsObjectStoreBlobService } from "../../src/castore/blob/objectstore-fs.js";
 import { toHex } from "../../src/castore/bytes.js";
 import { hashB3 } from "../../src/castore/digest.js";
@@ -13,16 +12,7 @@ import { InvalidInputError, StrataError } from "../../src/errors.js";
 import { blobServiceConformance, testBytes } from "../conformance/blob.js";
 import { tempDir } from "../helpers/tmp.js";
 
-blobServiceConformance("memory", async () => ({ service: new MemoryBlobService() }));
-
-blobServiceConformance("objectstore+file", async () => {
-  const root = mkdtempSync(join(tmpdir(), "strata-blob-"));
-  return {
-    service: await FsObjectStoreBlobService.open({ root: join(root, "store") }),
-    teardown: async () => rmSync(root, { recursive: true, force: true }),
-  };
-});
-
+// The URL-level runs live in test/conformance/urls.test.ts; this tuning has no URL form.
 blobServiceConformance("objectstore+file (small buffers, constructor)", async () => {
   const root = mkdtempSync(join(tmpdir(), "strata-blob-"));
   return {

@@ -4,32 +4,16 @@
  * data on disk being reported instead of returned.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { open } from "lmdb";
 import { formatB3 } from "../../src/castore/digest.js";
 import { LMDB_DIRECTORIES_DB, LmdbDirectoryService } from "../../src/castore/directory/lmdb.js";
-import { MemoryDirectoryService } from "../../src/castore/directory/memory.js";
 import { Directory } from "../../src/castore/directory.js";
 import { IntegrityError, StorageError } from "../../src/errors.js";
-import { directoryServiceConformance, leaf, parent } from "../conformance/directory.js";
+import { leaf, parent } from "../conformance/directory.js";
 import { tempDir } from "../helpers/tmp.js";
-
-directoryServiceConformance("memory", async () => ({ service: new MemoryDirectoryService() }));
-
-directoryServiceConformance("lmdb (path)", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "strata-lmdb-test-"));
-  return {
-    service: await LmdbDirectoryService.open({ path: dir }),
-    teardown: async () => rmSync(dir, { recursive: true, force: true }),
-  };
-});
-
-directoryServiceConformance("lmdb (temporary)", async () => ({
-  service: await LmdbDirectoryService.open(),
-}));
 
 /** Writes raw bytes under a key, bypassing the service (which must be closed). */
 async function writeRaw(path: string, key: Uint8Array, value: Uint8Array): Promise<void> {

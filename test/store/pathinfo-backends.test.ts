@@ -4,32 +4,14 @@
  * data on disk being reported instead of returned.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, test } from "node:test";
 import { open } from "lmdb";
 import { IntegrityError } from "../../src/errors.js";
 import { pathInfosEqual } from "../../src/store/path-info.js";
 import { encodePathInfo } from "../../src/store/path-info-proto.js";
 import { LMDB_PATHINFO_DB, LmdbPathInfoService } from "../../src/store/pathinfo/lmdb.js";
-import { MemoryPathInfoService } from "../../src/store/pathinfo/memory.js";
-import { pathInfoServiceConformance, samplePathInfo } from "../conformance/pathinfo.js";
+import { samplePathInfo } from "../conformance/pathinfo.js";
 import { tempDir } from "../helpers/tmp.js";
-
-pathInfoServiceConformance("memory", async () => ({ service: new MemoryPathInfoService() }));
-
-pathInfoServiceConformance("lmdb (path)", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "strata-lmdb-test-"));
-  return {
-    service: await LmdbPathInfoService.open({ path: dir }),
-    teardown: async () => rmSync(dir, { recursive: true, force: true }),
-  };
-});
-
-pathInfoServiceConformance("lmdb (temporary)", async () => ({
-  service: await LmdbPathInfoService.open(),
-}));
 
 async function writeRaw(path: string, key: Uint8Array, value: Uint8Array): Promise<void> {
   const env = open<Uint8Array, Uint8Array>({ path });
