@@ -211,6 +211,18 @@ export function blobServiceConformance(
       await r.close();
     });
 
+    test("transient streams yield the same bytes (consumer copies each chunk before the next)", async () => {
+      const data = testBytes(5 * MiB + 3, 7);
+      const d = await writeBlob(svc, data, [MiB - 1]);
+      const r = await mustOpen(svc, d);
+      for (const offset of [0, 12345]) {
+        const parts: Uint8Array[] = [];
+        for await (const c of r.stream(offset, { transient: true })) parts.push(Uint8Array.from(c));
+        assertSameBytes(Buffer.concat(parts), data.subarray(offset), `transient stream(${offset})`);
+      }
+      await r.close();
+    });
+
     test("chunks handed out are the consumer's to keep (and to modify)", async () => {
       const data = testBytes(100_000, 3);
       const d = await writeBlob(svc, data);

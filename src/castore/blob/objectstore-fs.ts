@@ -43,7 +43,7 @@ import {
 import { type Blake3Hasher, createBlake3 } from "../blake3.js";
 import type { CallOptions } from "../call-options.js";
 import { type B3Digest, formatB3 } from "../digest.js";
-import type { BlobReader, BlobService, BlobWriter, ChunkMeta } from "./service.js";
+import type { BlobReader, BlobService, BlobWriter, ChunkMeta, StreamOptions } from "./service.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -631,17 +631,26 @@ class FsBlobReader implements BlobReader {
     return this.#readAt(offset, Math.min(length, this.size - offset));
   }
 
-  async *stream(offset = 0, options?: CallOptions): AsyncGenerator<Uint8Array> {
+  async *stream(offset = 0, options?: StreamOptions): AsyncGenerator<Uint8Array> {
     this.#check(options);
     this.#checkOffset(offset);
     // Reads run ahead of the consumer so the disk (or page cache copy) and
-    // the consumer work at the same time.
+    // the consumer work at the same time. A transient consumer gets chunks
+    // from a ring of readAhead + 1 recycled buffers: one it holds, the rest
+    // being filled; a buffer is refilled only after the consumer asked for
+    // the chunk after the one it held.
+    const transient = options?.transient === true;
+    const ring = transient
+      ? Array.from({ length: this.#readAhead + 1 }, () => Buffer.allocUnsafeSlow(this.#chunkSize))
+      : undefined;
+    let issued = 0;
     const queue: Promise<Uint8Array>[] = [];
     let next = offset;
     const fill = (): void => {
       while (queue.length < this.#readAhead && next < this.size) {
         const n = Math.min(this.#chunkSize, this.size - next);
-        const p = this.#readAt(next, n);
+        const into = ring?.[issued++ % ring.length];
+        const p = this.#readAt(next, n, into);
         p.catch(() => undefined); // awaited below, or dropped when the consumer stops early
         queue.push(p);
         next += n;
@@ -651,8 +660,9 @@ class FsBlobReader implements BlobReader {
     while (queue.length > 0) {
       const chunk = await queue.shift()!;
       this.#check(options);
-      fill();
+      if (!transient) fill();
       yield chunk;
+      if (transient) fill();
     }
   }
 
@@ -678,10 +688,10 @@ class FsBlobReader implements BlobReader {
     }
   }
 
-  /** Exactly `length` bytes at `offset` into a fresh buffer the caller may keep. */
-  async #readAt(offset: number, length: number): Promise<Uint8Array> {
+  /** Exactly `length` bytes at `offset`, into `into` or else a fresh buffer the caller may keep. */
+  async #readAt(offset: number, length: number, into?: Buffer): Promise<Uint8Array> {
     // Unpooled: a pooled Buffer would share its memory with unrelated data.
-    const buf = Buffer.allocUnsafeSlow(length);
+    const buf = into ?? Buffer.allocUnsafeSlow(length);
     let done = 0;
     try {
       while (done < length) {

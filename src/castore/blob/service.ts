@@ -7,6 +7,15 @@ export interface ChunkMeta {
   readonly size: number;
 }
 
+export interface StreamOptions extends CallOptions {
+  /**
+   * The consumer promises not to keep a chunk once it asked for the next one
+   * (hashing, writing synchronously), so the backend may recycle its buffers
+   * instead of faulting in fresh memory for every chunk. Default false.
+   */
+  transient?: boolean;
+}
+
 /**
  * Random access to one blob. Obtained from `BlobService.openRead`; the blob's
  * digest was verified when it was written, and backends that read from an
@@ -23,9 +32,10 @@ export interface BlobReader {
   read(offset: number, length: number, options?: CallOptions): Promise<Uint8Array>;
   /**
    * Streams the blob from `offset` (default 0) to its end, in chunks of at
-   * most 1 MiB. The consumer may keep the chunks.
+   * most 1 MiB. The consumer may keep the chunks, unless it passed
+   * `transient: true`.
    */
-  stream(offset?: number, options?: CallOptions): AsyncIterable<Uint8Array>;
+  stream(offset?: number, options?: StreamOptions): AsyncIterable<Uint8Array>;
   /** Releases the reader (file handles). Idempotent. */
   close(): Promise<void>;
 }
