@@ -1,6 +1,10 @@
 import { Command, CommanderError } from "commander";
 import { formatErrorChain } from "../errors.js";
+import { catCommand, exportCommand, lsCommand } from "./commands/browse.js";
+import { copyCommand } from "./commands/copy.js";
+import { importCommand } from "./commands/import.js";
 import { narCommand } from "./commands/nar.js";
+import { pathInfoCommand } from "./commands/path-info.js";
 import { storePathCommand } from "./commands/store-path.js";
 
 export function buildProgram(): Command {
@@ -11,7 +15,13 @@ export function buildProgram(): Command {
     .version("0.1.0")
     .showHelpAfterError()
     .exitOverride();
+  program.addCommand(importCommand());
   program.addCommand(narCommand());
+  program.addCommand(pathInfoCommand());
+  program.addCommand(lsCommand());
+  program.addCommand(catCommand());
+  program.addCommand(exportCommand());
+  program.addCommand(copyCommand());
   program.addCommand(storePathCommand());
   // Subcommands inherit the exit override so that their usage errors are handled here too.
   for (const c of program.commands) {

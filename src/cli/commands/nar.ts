@@ -1,6 +1,7 @@
 import { basename, resolve } from "node:path";
 import { Command } from "commander";
 import { toBase64 } from "../../castore/bytes.js";
+import { castoreNarSource, castoreReaders } from "../../store/nar/castore-source.js";
 import { hashPathNar } from "../../store/nar/fs-hash.js";
 import { fsNarSource } from "../../store/nar/fs-source.js";
 import { readNar } from "../../store/nar/reader.js";
@@ -8,6 +9,8 @@ import { restoreNar } from "../../store/nar/restore-fs.js";
 import { writeNar } from "../../store/nar/writer.js";
 import { nixbase32Encode } from "../../store/nixbase32.js";
 import { pipeToStdout, readInput } from "../io.js";
+import { addStoreOptions, openStores, type StoreFlags } from "../store-options.js";
+import { resolveNode } from "../store-paths.js";
 
 export function narCommand(): Command {
   const nar = new Command("nar").description(
@@ -84,7 +87,64 @@ export function narCommand(): Command {
       await flush();
     });
 
+  addStoreOptions(
+    nar
+      .command("import")
+      .description(
+        "ingest a NAR from stdin (or --file) into the store and print its store path; without " +
+          "--store-path the content-addressed path (recursive SHA-256, like `nix-store --add`) is computed from --name",
+      )
+      .option("-f, --file <nar>", "read the NAR from this file instead of stdin")
+      .option("--store-path <path>", "the store path to register the NAR under (input-addressed)")
+      .option(
+        "-n, --name <name>",
+        "name of the computed content-addressed store path (without --store-path)",
+      )
+      .option(
+        "--reference <path>",
+        "a store path this one refers to (repeatable)",
+        collect,
+        [] as string[],
+      )
+      .option(
+        "--nar-hash <hash>",
+        "reject the NAR unless its SHA-256 is this (sha256-<base64> or sha256:<nix32>)",
+      ),
+  ).action(
+    async (
+      opts: StoreFlags & {
+        file?: string;
+        storePath?: string;
+        name?: string;
+        reference: string[];
+        narHash?: string;
+      },
+    ) => {
+      const { narImport } = await import("./nar-import.js");
+      const info = await narImport(readInput(opts.file), opts);
+      process.stdout.write(`${info.storePath.absolute}\n`);
+    },
+  );
+
+  addStoreOptions(
+    nar
+      .command("dump")
+      .description(
+        "write the NAR of a store path in the store to stdout (same bytes as `nix-store --dump`)",
+      )
+      .argument("<store-path>", "/nix/store/<hash>-<name>[/sub/path]"),
+  ).action(async (arg: string, opts: StoreFlags) => {
+    await using stores = await openStores(opts);
+    const { node } = await resolveNode(stores, arg);
+    const readers = castoreReaders(stores.blobs, stores.directories, {}, { transient: true });
+    await pipeToStdout(writeNar(castoreNarSource(node, readers), { transient: true }));
+  });
+
   return nar;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 /** The default store path name Nix uses for `nix-store --add PATH`. */

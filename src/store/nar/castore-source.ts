@@ -57,11 +57,16 @@ async function* directoryEntries(
   for (const { name, node } of dir.entries) yield { name, node: castoreNarSource(node, readers) };
 }
 
-/** Reads through castore services (the usual case). */
+/**
+ * Reads through castore services (the usual case). With `transient`, blob
+ * streams recycle their buffers: only for a NAR writer in transient mode
+ * whose consumer does not keep chunks.
+ */
 export function castoreReaders(
   blobs: Pick<BlobService, "openRead">,
   directories: Pick<DirectoryService, "get">,
   options: CallOptions = {},
+  init: { transient?: boolean } = {},
 ): CastoreReaders {
   return {
     getDirectory: (digest) => directories.get(digest, options),
@@ -74,7 +79,7 @@ export function castoreReaders(
           `blob ${formatB3(digest)} has ${reader.size} bytes, the tree says ${size}`,
         );
       }
-      return closing(reader.stream(0, options), reader);
+      return closing(reader.stream(0, { ...options, transient: init.transient === true }), reader);
     },
   };
 }
