@@ -45,7 +45,9 @@ export function addStoreOptions(cmd: Command): Command {
 }
 
 /**
- * Opens the store the flags describe. Loaded lazily so that commands that
+ * Opens the store the flags describe. An empty flag or variable counts as
+ * unset (`BLOB_SERVICE_ADDR= strata ...`), as in defaultServiceUrls.
+ * Loaded lazily so that commands that
  * need no store (nar pack, store-path) do not pay for zod and LMDB.
  */
 export async function openStores(flags: StoreFlags): Promise<Stores> {
@@ -55,16 +57,16 @@ export async function openStores(flags: StoreFlags): Promise<Stores> {
   const registry = defaultRegistry();
   const opened: { close(): Promise<void> }[] = [];
   try {
-    const blobs = await registry.build("blob", flags.blobServiceAddr ?? defaults.blob);
+    const blobs = await registry.build("blob", flags.blobServiceAddr || defaults.blob);
     opened.push(blobs);
     const directories = await registry.build(
       "directory",
-      flags.directoryServiceAddr ?? defaults.directory,
+      flags.directoryServiceAddr || defaults.directory,
     );
     opened.push(directories);
     const pathInfos = await registry.build(
       "pathinfo",
-      flags.pathInfoServiceAddr ?? defaults.pathinfo,
+      flags.pathInfoServiceAddr || defaults.pathinfo,
     );
     opened.push(pathInfos);
     const close = async (): Promise<void> => {

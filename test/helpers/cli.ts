@@ -13,13 +13,16 @@ export interface RunResult {
   stderr: string;
 }
 
+/** Runs strata with `args`, stdin `input`, and `env` added to this process's environment. */
 export function runStrata(
   args: readonly string[],
   input?: Uint8Array | string,
+  env?: NodeJS.ProcessEnv,
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [STRATA_BIN, ...args], {
       stdio: ["pipe", "pipe", "pipe"],
+      ...(env === undefined ? {} : { env: { ...process.env, ...env } }),
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
