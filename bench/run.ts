@@ -2,7 +2,8 @@
  * `npm run bench [-- SECTION...]`: strata's hot paths against reference
  * tools, measured in the same run on the same input. Prints time ratios and
  * peak RSS. Sections: nar (NAR pack/hash vs Nix), blob (objectstore+file vs
- * cp/cat), kv (LMDB directory put/get rates). Default: all.
+ * cp/cat), store (import / re-import / nar dump vs Nix, NAR calculation),
+ * kv (LMDB directory put/get rates). Default: all.
  *
  * Env: STRATA_BENCH_DIR (where the generated tree is cached, default
  * $TMPDIR/strata-bench), STRATA_BENCH_RUNS (runs per command, default 5).
@@ -14,6 +15,7 @@ import { benchBlobs } from "./blob.js";
 import { benchKv } from "./kv.js";
 import { compare, formatComparison } from "./measure.js";
 import { STRATA_BIN_FOR_BENCH } from "./paths.js";
+import { benchStore } from "./store.js";
 import { ensureTree } from "./tree.js";
 
 const runs = Number(process.env.STRATA_BENCH_RUNS ?? 5);
@@ -74,6 +76,10 @@ const sections: Record<string, () => Promise<void>> = {
   blob: async () => {
     log("== blobs: objectstore+file vs cp / cat ==");
     await benchBlobs(log);
+  },
+  store: async () => {
+    log("== store pipelines: import, re-import, nar dump, NAR calculation ==");
+    await benchStore(log, ensureTree(join(dir, "v3")), Math.min(runs, 3));
   },
   kv: async () => {
     log("== LMDB directory service ==");
