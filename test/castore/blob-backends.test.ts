@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import * as fsp from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -7,7 +15,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { FsObjectStoreBlobService } from "../../src/castore/blob/objectstore-fs.js";
 import { toHex } from "../../src/castore/bytes.js";
-import { hashB3 } from "../../src/castore/digest.js";
+import { type B3Digest, hashB3 } from "../../src/castore/digest.js";
 import { InvalidInputError, StrataError } from "../../src/errors.js";
 import { blobServiceConformance, testBytes } from "../conformance/blob.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -36,7 +44,7 @@ async function fileHandleProto(dir: string): Promise<FileHandle> {
 describe("FsObjectStoreBlobService", () => {
   test("on-disk layout: blobs/<hh>/<hex>, read-only, no temp file left", async (t) => {
     const root = tempDir(t);
-    await using s = await FsObjectStoreBlobService.open({ root });
+    await using s = await FsObjectStoreBlobService.open({ root, smallBlobMaxBytes: 0 });
     assert.equal(readdirSync(join(root, "blobs")).length, 256);
     const data = testBytes(12345, 1);
     const w = s.openWrite();
@@ -127,10 +135,37 @@ describe("FsObjectStoreBlobService", () => {
     for (const n of sizes.slice(0, -1)) assert.ok(n >= 256 * 1024, `a write of ${n} bytes`);
   });
 
+  test("small blobs live in the LMDB under small/, large ones as files", async (t) => {
+    const root = tempDir(t);
+    await using s = await FsObjectStoreBlobService.open({ root, smallBlobMaxBytes: 1000 });
+    const small = testBytes(1000, 5);
+    const large = testBytes(1001, 6);
+    const write = async (data: Uint8Array): Promise<B3Digest> => {
+      const w = s.openWrite();
+      await w.write(data);
+      return w.close();
+    };
+    const ds = await write(small);
+    const dl = await write(large);
+    assert.equal(existsSync(s.blobPath(ds)), false);
+    assert.equal(existsSync(s.blobPath(dl)), true);
+    assert.ok(existsSync(join(root, "small")));
+    for (const [d, data] of [
+      [ds, small],
+      [dl, large],
+    ] as const) {
+      assert.equal(await s.has(d), true);
+      const r = await s.openRead(d);
+      assert.deepEqual(await r!.read(0, data.length), data);
+      await r!.close();
+    }
+    await s.sync();
+  });
+
   test("1,000 small blobs: close() does not fsync, one sync() does it for all", async (t) => {
     const root = tempDir(t);
     const proto = await fileHandleProto(root);
-    await using s = await FsObjectStoreBlobService.open({ root });
+    await using s = await FsObjectStoreBlobService.open({ root, smallBlobMaxBytes: 0 });
     let fsyncs = 0;
     const original = proto.sync;
     t.after(() => {
@@ -164,7 +199,7 @@ describe("FsObjectStoreBlobService", () => {
   test("a zero-length file under a non-empty digest's name is not a blob, and is replaced", async (t) => {
     // What an unsynced rename can look like after a power loss (delayed allocation).
     const root = tempDir(t);
-    await using s = await FsObjectStoreBlobService.open({ root });
+    await using s = await FsObjectStoreBlobService.open({ root, smallBlobMaxBytes: 0 });
     const data = testBytes(5000, 4);
     const d = hashB3(data);
     writeFileSync(s.blobPath(d), "");

@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { open } from "lmdb";
 import { blake3 } from "../../src/castore/blake3.js";
 import { FsObjectStoreBlobService } from "../../src/castore/blob/objectstore-fs.js";
 import { fromHex, toHex } from "../../src/castore/bytes.js";
@@ -83,7 +84,23 @@ test("SIGKILL during writes: synced blobs survive, nothing partial is visible", 
       visible++;
     }
   }
-  assert.ok(visible >= new Set(reported).size);
+  // Small blobs live in the LMDB under small/: every committed value must
+  // hash to its key too.
+  const env = open<Uint8Array, Uint8Array>({ path: join(root, "small"), readOnly: true });
+  const db = env.openDB<Uint8Array, Uint8Array>({
+    name: "blobs",
+    keyEncoding: "binary",
+    encoding: "binary",
+  });
+  for (const { key, value } of db.getRange()) {
+    assert.equal(toHex(blake3(value)), toHex(key), "a small blob in LMDB is partial or corrupt");
+    visible++;
+  }
+  await env.close();
+  assert.ok(
+    visible >= new Set(reported).size,
+    `${visible} visible blobs, ${reported.length} reported`,
+  );
 
   // The store takes new writes after the crash.
   const data = new TextEncoder().encode(`after the crash ${Date.now()}`);

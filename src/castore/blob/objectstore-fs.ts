@@ -11,6 +11,12 @@
  *                              on open. Files are created read-only (0444): content
  *                              never changes once named.
  *   root/tmp/<32 hex>.tmp      a blob being written (random name, O_CREAT|O_EXCL).
+ *   root/small/                an LMDB environment holding blobs of at most
+ *                              `smallBlobMaxBytes` (default 64 KiB), keyed by digest.
+ *
+ * Small blobs go to LMDB because one file per blob makes importing 20,000
+ * small files cost 20,000 creates, renames and fsyncs (seconds); LMDB
+ * batches them into a few transactions and one flush.
  *
  * A writer streams into its temp file while hashing, and `close()` renames the
  * temp file to its digest's name (rename is atomic: a name either does not
@@ -20,11 +26,12 @@
  * aborted or killed writer leaves nothing visible; its temp file is deleted by
  * the next open once it is older than `staleTempAgeMs`.
  *
- * Durability: close() renames but does not fsync. The service remembers every
+ * Durability: close() renames (or commits to LMDB) but does not fsync. The service remembers every
  * blob file named (or found already named) since the last sync, with its
  * shard directory; `sync()` fsyncs those files, then the directories, in
- * parallel with bounded concurrency. An import pays one group sync instead of
- * an fsync per blob (BlobService.sync contract).
+ * parallel with bounded concurrency, and waits for LMDB's flush of the
+ * small-blob commits. An import pays one group sync instead of an fsync per
+ * blob (BlobService.sync contract).
  */
 import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
@@ -43,6 +50,7 @@ import {
 import type { FileHandle } from "node:fs/promises";
 import * as fsp from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve } from "node:path";
+import { type Database, open as openLmdb, type RootDatabase } from "lmdb";
 import {
   AbortedError,
   IntegrityError,
@@ -51,7 +59,7 @@ import {
   StrataError,
   throwIfAborted,
 } from "../../errors.js";
-import { type Blake3Hasher, createBlake3 } from "../blake3.js";
+import { type Blake3Hasher, createBlake3, blake3 as hashOf } from "../blake3.js";
 import type { CallOptions } from "../call-options.js";
 import { type B3Digest, formatB3 } from "../digest.js";
 import type { BlobReader, BlobService, BlobWriter, ChunkMeta, StreamOptions } from "./service.js";
@@ -85,6 +93,8 @@ export interface FsObjectStoreOptions {
   staleTempAgeMs?: number;
   /** Parallel fsyncs in `sync()`. Default 32; 1..1024. */
   syncConcurrency?: number;
+  /** Blobs up to this size live in the LMDB under `root/small`. Default 64 KiB; 0 (off)..1 MiB. */
+  smallBlobMaxBytes?: number;
 }
 
 interface ResolvedOptions {
@@ -94,6 +104,7 @@ interface ResolvedOptions {
   readonly readAhead: number;
   readonly staleTempAgeMs: number;
   readonly syncConcurrency: number;
+  readonly smallBlobMaxBytes: number;
 }
 
 /** Validates the options once, at the boundary, and fills in the defaults. */
@@ -119,6 +130,7 @@ function resolveOptions(o: FsObjectStoreOptions): ResolvedOptions {
     readAhead: int("readAhead", o.readAhead, 4, 1, 16),
     staleTempAgeMs: int("staleTempAgeMs", o.staleTempAgeMs, 3_600_000, 0, Number.MAX_SAFE_INTEGER),
     syncConcurrency: int("syncConcurrency", o.syncConcurrency, 32, 1, 1024),
+    smallBlobMaxBytes: int("smallBlobMaxBytes", o.smallBlobMaxBytes, 64 * KiB, 0, MiB),
   };
 }
 
@@ -138,6 +150,9 @@ export class FsObjectStoreBlobService implements BlobService {
   #unsyncedDirs = new Set<string>();
   /** Syncs run one after another, so a sync also covers the files an earlier, still running one took. */
   #syncChain: Promise<void> = Promise.resolve();
+  /** The small-blob LMDB (opened by #init). */
+  #smallEnv: RootDatabase<Uint8Array, Uint8Array> | undefined;
+  #small: Database<Uint8Array, Uint8Array> | undefined;
 
   /**
    * Starts opening the store; the first call waits for it and reports its
@@ -163,6 +178,7 @@ export class FsObjectStoreBlobService implements BlobService {
   async has(digest: B3Digest, options?: CallOptions): Promise<boolean> {
     await this.#enter(options);
     try {
+      if (this.#small?.doesExist(digest)) return true;
       // Synchronous on purpose: a stat is ~2 us, a thread-pool round trip ~50 us,
       // and imports ask this once per file.
       return isCompleteBlob(statSync(this.blobPath(digest)), digest);
@@ -206,6 +222,17 @@ export class FsObjectStoreBlobService implements BlobService {
    * on it. Larger blobs return "large" and get a streaming reader.
    */
   #readSmall(digest: B3Digest): BlobReader | undefined | "large" {
+    const inDb = this.#small?.getBinary(digest);
+    if (inDb !== undefined) {
+      // getBinary returns a copy we own; check it, as for any stored bytes.
+      if (toHex(hashOf(inDb)) !== toHex(digest)) {
+        throw new IntegrityError(`${this.#what(digest)} in the small-blob database is corrupt`);
+      }
+      return new InMemoryBlobReader(
+        new Uint8Array(inDb.buffer, inDb.byteOffset, inDb.byteLength),
+        this,
+      );
+    }
     let fd: number;
     try {
       fd = openSync(this.blobPath(digest), constants.O_RDONLY);
@@ -273,6 +300,7 @@ export class FsObjectStoreBlobService implements BlobService {
     await Promise.allSettled([...this.#readers].map((r) => r.close()));
     await this.#syncChain.catch(() => undefined);
     await this.#ready.catch(() => undefined);
+    await this.#smallEnv?.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -337,7 +365,12 @@ export class FsObjectStoreBlobService implements BlobService {
    * temp file, write, rename (or drop it if the blob exists). Same
    * guarantees as the streaming path, without five thread-pool round trips.
    */
-  placeSmall(data: Uint8Array, digest: B3Digest): void {
+  async placeSmall(data: Uint8Array, digest: B3Digest): Promise<void> {
+    if (this.#small !== undefined && data.length <= this.#opts.smallBlobMaxBytes) {
+      // Visible once committed; lmdb-js batches concurrent puts into one transaction.
+      await this.#small.put(digest, data);
+      return;
+    }
     const target = this.blobPath(digest);
     let exists = false;
     try {
@@ -436,6 +469,16 @@ export class FsObjectStoreBlobService implements BlobService {
         await Promise.all([this.#blobsDir, ...new Set([this.root, ...fresh])].map(fsyncDir));
       }
       await this.#removeStaleTemps();
+      if (this.#opts.smallBlobMaxBytes > 0) {
+        // lmdb-js defaults (overlappingSync on Linux): commits are crash-safe;
+        // `flushed` tells when they are durable, which is what sync() waits for.
+        this.#smallEnv = openLmdb<Uint8Array, Uint8Array>({ path: join(this.root, "small") });
+        this.#small = this.#smallEnv.openDB<Uint8Array, Uint8Array>({
+          name: "blobs",
+          keyEncoding: "binary",
+          encoding: "binary",
+        });
+      }
     } catch (err) {
       throw this.#error("opening the store", err);
     }
@@ -463,6 +506,7 @@ export class FsObjectStoreBlobService implements BlobService {
     try {
       throwIfAborted(signal);
       // Data first, then names: a name made durable must point at durable data.
+      if (this.#smallEnv !== undefined) await this.#smallEnv.flushed;
       await forEachLimit(files, this.#opts.syncConcurrency, signal, fsyncFile);
       await forEachLimit(dirs, this.#opts.syncConcurrency, signal, fsyncDir);
     } catch (err) {
@@ -589,7 +633,7 @@ class FsBlobWriter implements BlobWriter {
         const digest = this.#hasher.digest() as B3Digest;
         await this.#service.ready;
         this.#checkAlive(options);
-        this.#service.placeSmall(data, digest);
+        await this.#service.placeSmall(data, digest);
         this.#state = "closed";
         this.#release();
         return digest;
