@@ -181,7 +181,9 @@ export class FsObjectStoreBlobService implements BlobService {
       if (this.#small?.doesExist(digest)) return true;
       // Synchronous on purpose: a stat is ~2 us, a thread-pool round trip ~50 us,
       // and imports ask this once per file.
-      return isCompleteBlob(statSync(this.blobPath(digest)), digest);
+      // throwIfNoEntry: a miss is the common case, and building an ENOENT error costs more than the stat.
+      const st = statSync(this.blobPath(digest), { throwIfNoEntry: false });
+      return st !== undefined && isCompleteBlob(st, digest);
     } catch (err) {
       if (errno(err) === "ENOENT") return false;
       throw this.#error(`checking blob ${formatB3(digest)}`, err);

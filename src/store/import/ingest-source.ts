@@ -10,7 +10,7 @@
  * writes, and a first import reads large files twice (from the page cache).
  */
 
-import { createBlake3 } from "../../castore/blake3.js";
+import { blake3, createBlake3 } from "../../castore/blake3.js";
 import { ConcurrentBlobUploader } from "../../castore/blob/concurrent-uploader.js";
 import type { BlobService } from "../../castore/blob/service.js";
 import { copyBytes } from "../../castore/bytes.js";
@@ -82,6 +82,13 @@ export async function ingestSource(
   }
 }
 
+function hashChunks(chunks: readonly Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return blake3(chunks[0]!);
+  const h = createBlake3();
+  for (const c of chunks) h.update(c);
+  return h.digest();
+}
+
 class IngestContext {
   readonly #blobs: BlobService;
   readonly #directories: DirectoryService;
@@ -125,16 +132,18 @@ class IngestContext {
     node: Extract<NarSourceNode, { type: "file" }>,
     done: (n: Node) => void,
   ): AsyncGenerator<Uint8Array> {
-    const hasher = createBlake3();
     const small = node.size <= this.#small;
+    // Small files are hashed from their copies in one call (hash-wasm below
+    // 2 KiB, no native hasher object per file); large ones as they stream.
+    const hasher = small ? undefined : createBlake3();
     const kept: Uint8Array[] = [];
     for await (const chunk of node.contents()) {
-      hasher.update(chunk);
+      hasher?.update(chunk);
       // Chunks may be recycled by the source: keep copies of small files only.
       if (small) kept.push(copyBytes(chunk));
       yield chunk;
     }
-    const digest = hasher.digest() as B3Digest;
+    const digest = (hasher === undefined ? hashChunks(kept) : hasher.digest()) as B3Digest;
     if (small) await this.#uploader.upload(kept, node.size, digest);
     else await this.#uploadLarge(node, digest);
     this.#onFile?.(node.size);
