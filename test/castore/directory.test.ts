@@ -7,28 +7,12 @@ import { type B3Digest, b3Digest, formatB3, parseB3 } from "../../src/castore/di
 import { Directory } from "../../src/castore/directory.js";
 import { directoryNode, fileNode, symlinkNode } from "../../src/castore/node.js";
 import { InvalidInputError } from "../../src/errors.js";
+import { lenField as ld, varint, varintField as vi } from "../helpers/protobuf-bytes.js";
 
 const D1 = b3Digest(new Uint8Array(32).fill(1));
 const D2 = b3Digest(new Uint8Array(32).fill(2));
 
-/** Independent protobuf building blocks (varint, length-delimited fields). */
-function varint(n: number): number[] {
-  const out: number[] = [];
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return out;
-}
-const ld = (field: number, body: Uint8Array | number[]): number[] => [
-  (field << 3) | 2,
-  ...varint(body.length),
-  ...body,
-];
-const vi = (field: number, v: number): number[] =>
-  v === 0 ? [] : [(field << 3) | 0, ...varint(v)];
-const bytes = (a: number[]): Uint8Array => new Uint8Array(a);
+const bytes = (a: ArrayLike<number>): Uint8Array => Uint8Array.from(a);
 const b3hex = (b: Uint8Array): string => new Blake3Hasher().update(b).digest("hex");
 
 describe("Directory", () => {
@@ -177,7 +161,7 @@ describe("Directory", () => {
     });
   }
 
-  const invalidWire: [string, number[], RegExp][] = [
+  const invalidWire: [string, ArrayLike<number>, RegExp][] = [
     [
       "a digest of 31 bytes",
       ld(2, [...ld(1, [...utf8("f")]), ...ld(2, new Array(31).fill(0))]),

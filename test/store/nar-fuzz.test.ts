@@ -10,75 +10,24 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { NarParseError, readNar } from "../../src/store/nar/reader.js";
+import {
+  b,
+  collectTree,
+  compareBytes,
+  type DirectoryTree,
+  file,
+  NarWriter,
+  sortedDir,
+  symlink,
+  type Tree,
+} from "../helpers/nar-tree.js";
 
-type Tree =
-  | { type: "file"; executable: boolean; contents: Uint8Array }
-  | { type: "symlink"; target: Uint8Array }
-  | { type: "directory"; entries: [Uint8Array, Tree][] };
-
-const te = new TextEncoder();
-const b = (s: string): Uint8Array => te.encode(s);
-
-// --- an independent encoder that remembers where each token starts -----------
-
-class NarWriter {
-  private readonly parts: Uint8Array[] = [];
-  readonly tokens: number[] = [];
-  length = 0;
-
-  private raw(bytes: Uint8Array): void {
-    this.parts.push(bytes);
-    this.length += bytes.length;
-  }
-
-  str(s: string | Uint8Array): this {
-    const bytes = typeof s === "string" ? b(s) : s;
-    this.tokens.push(this.length);
-    const len = new Uint8Array(8);
-    new DataView(len.buffer).setBigUint64(0, BigInt(bytes.length), true);
-    this.raw(len);
-    this.raw(bytes);
-    this.raw(new Uint8Array((8 - (bytes.length % 8)) % 8));
-    return this;
-  }
-
-  node(tree: Tree): this {
-    this.str("(").str("type");
-    if (tree.type === "file") {
-      this.str("regular");
-      if (tree.executable) this.str("executable").str("");
-      this.str("contents").str(tree.contents);
-    } else if (tree.type === "symlink") {
-      this.str("symlink").str("target").str(tree.target);
-    } else {
-      this.str("directory");
-      for (const [name, child] of tree.entries) {
-        this.str("entry").str("(").str("name").str(name).str("node").node(child).str(")");
-      }
-    }
-    return this.str(")");
-  }
-
-  bytes(): Uint8Array {
-    const out = new Uint8Array(this.length);
-    let o = 0;
-    for (const p of this.parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    return out;
-  }
-}
+// --- the seeds' encoding, with where each token starts -----------------------
 
 function encode(tree: Tree): { bytes: Uint8Array; tokens: number[] } {
   const w = new NarWriter().str("nix-archive-1").node(tree);
   w.tokens.push(w.length);
   return { bytes: w.bytes(), tokens: w.tokens };
-}
-
-function compare(a: Uint8Array, c: Uint8Array): number {
-  for (let i = 0; i < Math.min(a.length, c.length); i++) if (a[i] !== c[i]) return a[i]! - c[i]!;
-  return a.length - c.length;
 }
 
 /** The rules of ARCHITECTURE §2, restated independently of the parser. */
@@ -92,26 +41,13 @@ function validTree(tree: Tree): boolean {
     if (name.length === 0 || name.length > 255 || name.includes(0) || name.includes(0x2f))
       return false;
     if ((name.length === 1 || name.length === 2) && name.every((c) => c === 0x2e)) return false;
-    if (i > 0 && compare(tree.entries[i - 1]![0], name) >= 0) return false;
+    if (i > 0 && compareBytes(tree.entries[i - 1]![0], name) >= 0) return false;
     if (!validTree(child)) return false;
   }
   return true;
 }
 
 // --- seeds -------------------------------------------------------------------
-
-const file = (contents: string | Uint8Array, executable = false): Tree => ({
-  type: "file",
-  executable,
-  contents: typeof contents === "string" ? b(contents) : contents,
-});
-const symlink = (target: string): Tree => ({ type: "symlink", target: b(target) });
-const dir = (entries: Record<string, Tree> = {}): Tree => ({
-  type: "directory",
-  entries: Object.entries(entries)
-    .map(([k, v]): [Uint8Array, Tree] => [b(k), v])
-    .sort((x, y) => compare(x[0], y[0])),
-});
 
 const wide: Record<string, Tree> = {};
 for (let i = 0; i < 40; i++)
@@ -121,21 +57,24 @@ const seeds: Record<string, Tree> = {
   "empty file root": file(""),
   "executable root": file("#!/bin/sh\necho hi\n", true),
   "symlink root": symlink("/nix/store/00000000000000000000000000000000-foo/bin"),
-  "empty directory": dir(),
-  "nested directories": dir({ a: dir({ b: dir({ c: file("deep") }), e: dir() }), z: file("z") }),
-  symlinks: dir({ l1: symlink("x".repeat(4095)), l2: symlink("../a b"), l3: symlink("t") }),
-  "unicode and space names": dir({
+  "empty directory": sortedDir(),
+  "nested directories": sortedDir({
+    a: sortedDir({ b: sortedDir({ c: file("deep") }), e: sortedDir() }),
+    z: file("z"),
+  }),
+  symlinks: sortedDir({ l1: symlink("x".repeat(4095)), l2: symlink("../a b"), l3: symlink("t") }),
+  "unicode and space names": sortedDir({
     "a b": file(" "),
     ü: file("u", true),
-    日本: dir({ "😀": file("") }),
+    日本: sortedDir({ "😀": file("") }),
     "\u{ff61}": symlink("ü"),
   }),
-  "wide directory": dir(wide),
+  "wide directory": sortedDir(wide),
   "single file root": file(new Uint8Array(1000).map((_, i) => (i * 131) & 255)),
-  mixed: dir({
-    bin: dir({ run: file("#!", true), empty: file("", true) }),
+  mixed: sortedDir({
+    bin: sortedDir({ run: file("#!", true), empty: file("", true) }),
     ["n".repeat(255)]: file(""),
-    share: dir({ doc: dir(), link: symlink("../bin/run") }),
+    share: sortedDir({ doc: sortedDir(), link: symlink("../bin/run") }),
   }),
 };
 
@@ -282,7 +221,7 @@ function cloneTree(t: Tree): Tree {
   return { type: "directory", entries: t.entries.map(([n, c]) => [n, cloneTree(c)]) };
 }
 
-function directories(t: Tree, out: Extract<Tree, { type: "directory" }>[] = []): typeof out {
+function directories(t: Tree, out: DirectoryTree[] = []): typeof out {
   if (t.type === "directory") {
     out.push(t);
     for (const [, c] of t.entries) directories(c, out);
@@ -350,44 +289,16 @@ async function* chunks(bytes: Uint8Array, rng: Rng | undefined): AsyncGenerator<
 
 /** Parses `bytes`; with an rng, in random chunks and reading contents only partly. */
 async function run(bytes: Uint8Array, rng: Rng | undefined): Promise<Outcome> {
-  const stack: Extract<Tree, { type: "directory" }>[] = [];
-  let root: Tree | undefined;
-  const place = (path: readonly Uint8Array[], node: Tree): void => {
-    const parent = stack.at(-1);
-    if (parent === undefined) root = node;
-    else parent.entries.push([path.at(-1)!, node]);
-  };
   try {
-    for await (const ev of readNar(chunks(bytes, rng))) {
-      if (ev.type === "directory") {
-        const d: Extract<Tree, { type: "directory" }> = { type: "directory", entries: [] };
-        place(ev.path, d);
-        stack.push(d);
-      } else if (ev.type === "end") {
-        stack.pop();
-      } else if (ev.type === "symlink") {
-        place(ev.path, { type: "symlink", target: ev.target });
-      } else {
-        const parts: Uint8Array[] = [];
-        const limit = rng === undefined ? Number.POSITIVE_INFINITY : int(rng, 4);
-        for await (const c of ev.contents) {
-          parts.push(c.slice());
-          if (parts.length >= limit) break;
-        }
-        const contents = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-        let o = 0;
-        for (const p of parts) {
-          contents.set(p, o);
-          o += p.length;
-        }
-        place(ev.path, { type: "file", executable: ev.executable, contents });
-      }
-    }
+    const tree = await collectTree(readNar(chunks(bytes, rng)), {
+      check: false,
+      ...(rng === undefined ? {} : { chunksToRead: () => int(rng, 4) }),
+    });
+    return { ok: true, tree };
   } catch (err) {
     if (err instanceof NarParseError) return { ok: false, error: err };
     throw err;
   }
-  return { ok: true, tree: root! };
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

@@ -10,23 +10,14 @@ import { castoreNarSource, castoreReaders } from "../../src/store/nar/castore-so
 import { fsNarSource } from "../../src/store/nar/fs-source.js";
 import { writeNar } from "../../src/store/nar/writer.js";
 import { corpusDir, corpusItems, expectedItems } from "../helpers/corpus.js";
-
-async function collect(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of it) parts.push(Buffer.from(c));
-  return Buffer.concat(parts);
-}
-
-async function* chunked(b: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
-  for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size);
-}
+import { chunked, collectBytes } from "../helpers/nar-tree.js";
 
 describe("ingestNar", () => {
   test("every corpus NAR round-trips through the castore byte for byte", async () => {
     const blobs = new MemoryBlobService();
     const directories = new MemoryDirectoryService();
     for (const item of corpusItems()) {
-      const nar = await collect(writeNar(fsNarSource(join(corpusDir(), item))));
+      const nar = await collectBytes(writeNar(fsNarSource(join(corpusDir(), item))));
       const e = expectedItems().get(item)!;
       const r = await ingestNar(
         chunked(nar, 65521),
@@ -35,7 +26,7 @@ describe("ingestNar", () => {
       );
       assert.equal(r.narSize, e.narSize);
       assert.equal(Buffer.from(r.narSha256).toString("hex"), e.narSha256Hex);
-      const again = await collect(
+      const again = await collectBytes(
         writeNar(castoreNarSource(r.node, castoreReaders(blobs, directories))),
       );
       assert.ok(again.equals(nar), item);
@@ -45,7 +36,7 @@ describe("ingestNar", () => {
   test("an expected hash or size that does not match is an IntegrityError and commits no directories", async () => {
     const blobs = new MemoryBlobService();
     const directories = new MemoryDirectoryService();
-    const nar = await collect(writeNar(fsNarSource(join(corpusDir(), "mixed"))));
+    const nar = await collectBytes(writeNar(fsNarSource(join(corpusDir(), "mixed"))));
     await assert.rejects(
       ingestNar(
         chunked(nar, 4096),
@@ -80,7 +71,7 @@ describe("ingestNar", () => {
   test("a corrupt NAR is rejected with its offset and commits nothing", async () => {
     const blobs = new MemoryBlobService();
     const directories = new MemoryDirectoryService();
-    const nar = await collect(writeNar(fsNarSource(join(corpusDir(), "mixed"))));
+    const nar = await collectBytes(writeNar(fsNarSource(join(corpusDir(), "mixed"))));
     const truncated = nar.subarray(0, nar.length - 16);
     await assert.rejects(
       ingestNar(chunked(truncated, 1000), { blobs, directories }),

@@ -1,147 +1,42 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { AbortedError, InvalidInputError } from "../../src/errors.js";
-import { type NarEvent, NarParseError, readNar } from "../../src/store/nar/reader.js";
-
-// --- an independent NAR encoder and a tree collector -----------------------
-
-type Tree =
-  | { type: "file"; executable: boolean; contents: Uint8Array }
-  | { type: "symlink"; target: Uint8Array }
-  | { type: "directory"; entries: [Uint8Array, Tree][] };
-
-const te = new TextEncoder();
-const b = (s: string): Uint8Array => te.encode(s);
-
-/** Writes NAR tokens and remembers how long the output is, to compute expected offsets. */
-class NarWriter {
-  private readonly parts: Uint8Array[] = [];
-  length = 0;
-
-  raw(bytes: Uint8Array): this {
-    this.parts.push(bytes);
-    this.length += bytes.length;
-    return this;
-  }
-
-  u64(n: number | bigint): this {
-    const out = new Uint8Array(8);
-    new DataView(out.buffer).setBigUint64(0, BigInt(n), true);
-    return this.raw(out);
-  }
-
-  str(s: string | Uint8Array): this {
-    const bytes = typeof s === "string" ? b(s) : s;
-    this.u64(bytes.length).raw(bytes);
-    return this.raw(new Uint8Array((8 - (bytes.length % 8)) % 8));
-  }
-
-  strs(...ss: string[]): this {
-    for (const s of ss) this.str(s);
-    return this;
-  }
-
-  node(tree: Tree): this {
-    this.strs("(", "type");
-    switch (tree.type) {
-      case "file":
-        this.str("regular");
-        if (tree.executable) this.strs("executable", "");
-        this.str("contents").str(tree.contents);
-        break;
-      case "symlink":
-        this.strs("symlink", "target").str(tree.target);
-        break;
-      case "directory":
-        this.str("directory");
-        for (const [name, child] of tree.entries) {
-          this.strs("entry", "(", "name").str(name).str("node").node(child).str(")");
-        }
-        break;
-    }
-    return this.str(")");
-  }
-
-  bytes(): Uint8Array {
-    const out = new Uint8Array(this.length);
-    let o = 0;
-    for (const p of this.parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    return out;
-  }
-}
-
-const nar = (tree: Tree): Uint8Array => new NarWriter().str("nix-archive-1").node(tree).bytes();
-const file = (contents: string | Uint8Array, executable = false): Tree => ({
-  type: "file",
-  executable,
-  contents: typeof contents === "string" ? b(contents) : contents,
-});
-const symlink = (target: string | Uint8Array): Tree => ({
-  type: "symlink",
-  target: typeof target === "string" ? b(target) : target,
-});
-const dir = (entries: Record<string, Tree> | [Uint8Array, Tree][] = {}): Tree => ({
-  type: "directory",
-  entries: Array.isArray(entries) ? entries : Object.entries(entries).map(([k, v]) => [b(k), v]),
-});
-
-async function* chunked(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
-  for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
-}
-
-async function collect(events: AsyncIterable<NarEvent>): Promise<Tree> {
-  const stack: Extract<Tree, { type: "directory" }>[] = [];
-  let root: Tree | undefined;
-  const place = (path: readonly Uint8Array[], node: Tree): void => {
-    assert.equal(path.length, stack.length, "event path depth matches nesting");
-    const parent = stack.at(-1);
-    if (parent === undefined) root = node;
-    else parent.entries.push([path.at(-1)!, node]);
-  };
-  for await (const ev of events) {
-    switch (ev.type) {
-      case "directory": {
-        const d: Extract<Tree, { type: "directory" }> = { type: "directory", entries: [] };
-        place(ev.path, d);
-        stack.push(d);
-        break;
-      }
-      case "end":
-        stack.pop();
-        assert.equal(ev.path.length, stack.length);
-        break;
-      case "symlink":
-        place(ev.path, { type: "symlink", target: ev.target });
-        break;
-      case "file": {
-        const parts: Uint8Array[] = [];
-        for await (const c of ev.contents) parts.push(c.slice());
-        const contents = new NarWriter();
-        for (const p of parts) contents.raw(p);
-        assert.equal(contents.length, ev.size);
-        place(ev.path, { type: "file", executable: ev.executable, contents: contents.bytes() });
-        break;
-      }
-    }
-  }
-  assert.ok(root !== undefined);
-  return root;
-}
+import { NarParseError, type ReadNarOptions, readNar } from "../../src/store/nar/reader.js";
+import {
+  b,
+  chunked,
+  collectTree,
+  deepNar,
+  dir,
+  file,
+  NarWriter,
+  nar,
+  symlink,
+  type Tree,
+} from "../helpers/nar-tree.js";
 
 const CHUNKINGS = [1, 3, 7, 8, 13, 64, 4096, Number.MAX_SAFE_INTEGER];
+
+/** Parses `bytes` in chunks of `size`; it must fail with a NarParseError, which is returned. */
+async function parseFailure(
+  bytes: Uint8Array,
+  size: number,
+  options: ReadNarOptions = {},
+  what = `chunk size ${size}`,
+): Promise<NarParseError> {
+  const err = await collectTree(readNar(chunked(bytes, size), options)).then(
+    () => assert.fail(`parsed (${what})`),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof NarParseError, `${what}: ${String(err)}`);
+  return err;
+}
 
 /** Parses with several chunkings; all must give the same error, which is returned. */
 async function parseError(bytes: Uint8Array): Promise<NarParseError> {
   let first: NarParseError | undefined;
   for (const size of CHUNKINGS) {
-    const err = await collect(readNar(chunked(bytes, size))).then(
-      () => assert.fail(`parsed (chunk size ${size})`),
-      (e: unknown) => e,
-    );
-    assert.ok(err instanceof NarParseError, `chunk size ${size}: ${String(err)}`);
+    const err = await parseFailure(bytes, size);
     if (first === undefined) first = err;
     else assert.equal(err.message, first.message, `chunk size ${size}`);
   }
@@ -189,7 +84,11 @@ describe("readNar round trips", () => {
     test(label, async () => {
       const bytes = nar(tree);
       for (const size of CHUNKINGS) {
-        assert.deepEqual(await collect(readNar(chunked(bytes, size))), tree, `chunk size ${size}`);
+        assert.deepEqual(
+          await collectTree(readNar(chunked(bytes, size))),
+          tree,
+          `chunk size ${size}`,
+        );
       }
     });
   }
@@ -249,14 +148,7 @@ describe("readNar round trips", () => {
 
   test("5,000 nested directories parse without deep recursion", async () => {
     const depth = 5000;
-    const w = new NarWriter().strs("nix-archive-1", "(", "type", "directory");
-    for (let i = 0; i < depth; i++)
-      w.strs("entry", "(", "name", "d", "node", "(", "type", "directory");
-    w.strs("entry", "(", "name", "f", "node").node(file("bottom"));
-    w.str(")");
-    for (let i = 0; i < depth; i++) w.strs(")", ")");
-    w.str(")");
-    const bytes = w.bytes();
+    const bytes = deepNar(depth, ["f", file("bottom")]);
     let dirs = 0;
     let ends = 0;
     let deepest = 0;
@@ -269,27 +161,19 @@ describe("readNar round trips", () => {
     assert.equal(ends, depth + 1);
     assert.equal(deepest, depth + 1);
     // The same depth with an error at the bottom still reports it.
-    const err = await collect(readNar(chunked(bytes.subarray(0, bytes.length - 8), 4096))).then(
-      () => assert.fail("parsed"),
-      (e: unknown) => e,
-    );
-    assert.ok(err instanceof NarParseError);
+    const err = await parseFailure(bytes.subarray(0, bytes.length - 8), 4096);
     assert.equal(err.offset, bytes.length - 8);
   });
 
   test("nesting beyond maxDepth is rejected at the entry that goes too deep", async () => {
     const tree = dir({ a: dir({ b: dir({ c: file("") }) }) });
-    assert.deepEqual(await collect(readNar(chunked(nar(tree), 8), { maxDepth: 3 })), tree);
+    assert.deepEqual(await collectTree(readNar(chunked(nar(tree), 8), { maxDepth: 3 })), tree);
     const w = new NarWriter().strs("nix-archive-1", "(", "type", "directory");
     w.strs("entry", "(", "name", "a", "node", "(", "type", "directory");
     w.strs("entry", "(", "name", "b", "node", "(", "type", "directory");
     const at = w.length;
     w.strs("entry", "(", "name", "c", "node").node(file("")).strs(")", ")", ")", ")", ")", ")");
-    const err = await collect(readNar(chunked(w.bytes(), 8), { maxDepth: 2 })).then(
-      () => assert.fail("parsed"),
-      (e: unknown) => e,
-    );
-    assert.ok(err instanceof NarParseError);
+    const err = await parseFailure(w.bytes(), 8, { maxDepth: 2 });
     assert.equal(err.offset, at);
     assert.match(err.message, /deeper than 2 levels/);
   });
@@ -344,46 +228,21 @@ describe("readNar rejects malformed input with the byte offset", () => {
   });
 
   test("entries out of order and duplicates", async () => {
-    const unsorted = nar(
-      dir([
-        [b("b"), file("")],
-        [b("a"), file("")],
-      ]),
-    );
+    /** A directory of two entries, in this order: `x` (an empty file), then `y`. */
+    const twoEntries = (x: string, y: string, yNode = file("")): Uint8Array =>
+      nar(
+        dir([
+          [b(x), file("")],
+          [b(y), yNode],
+        ]),
+      );
     const second = nar(dir([[b("b"), file("")]])).length - 16 + 16 + 16 + 16;
-    await expectError(unsorted, second, /not sorted/);
-    await expectError(
-      nar(
-        dir([
-          [b("a"), file("")],
-          [b("a"), dir()],
-        ]),
-      ),
-      second,
-      /duplicate/,
-    );
+    await expectError(twoEntries("b", "a"), second, /not sorted/);
+    await expectError(twoEntries("a", "a", dir()), second, /duplicate/);
     // Bytewise, not by UTF-16 code units: U+FF61 (ef bd a1) sorts before U+1F600 (f0 ...).
-    await expectError(
-      nar(
-        dir([
-          [b("\u{1f600}"), file("")],
-          [b("\u{ff61}"), file("")],
-        ]),
-      ),
-      second,
-      /not sorted/,
-    );
+    await expectError(twoEntries("\u{1f600}", "\u{ff61}"), second, /not sorted/);
     // A prefix sorts first.
-    await expectError(
-      nar(
-        dir([
-          [b("ab"), file("")],
-          [b("a"), file("")],
-        ]),
-      ),
-      second,
-      /not sorted/,
-    );
+    await expectError(twoEntries("ab", "a"), second, /not sorted/);
   });
 
   test("invalid entry names", async () => {
@@ -444,11 +303,7 @@ describe("readNar rejects malformed input with the byte offset", () => {
   test("truncation anywhere reports where the input ended", async () => {
     const bytes = nar(dir({ a: file("hello", true), b: symlink("x"), c: dir({ d: file("") }) }));
     for (let n = 0; n < bytes.length; n++) {
-      const err = await collect(readNar(chunked(bytes.subarray(0, n), 5))).then(
-        () => assert.fail(`prefix of ${n} bytes parsed`),
-        (e: unknown) => e,
-      );
-      assert.ok(err instanceof NarParseError, String(err));
+      const err = await parseFailure(bytes.subarray(0, n), 5, {}, `prefix of ${n} bytes`);
       assert.equal(err.offset, n, err.message);
       assert.match(err.message, /unexpected end of input/);
     }
@@ -500,7 +355,7 @@ describe("readNar and its source", () => {
     const ac = new AbortController();
     ac.abort(new Error("stop"));
     await assert.rejects(
-      collect(readNar(chunked(nar(file("x")), 8), { signal: ac.signal })),
+      collectTree(readNar(chunked(nar(file("x")), 8), { signal: ac.signal })),
       AbortedError,
     );
 
@@ -525,7 +380,7 @@ describe("readNar and its source", () => {
       }),
     };
     const ac = new AbortController();
-    const p = collect(readNar(stuck, { signal: ac.signal }));
+    const p = collectTree(readNar(stuck, { signal: ac.signal }));
     setTimeout(() => ac.abort(), 10);
     await assert.rejects(p, AbortedError);
     assert.ok(released, "the source was released");
@@ -542,7 +397,7 @@ describe("readNar and its source", () => {
     }
     const bad = nar(file("abc"));
     bad[30] = 9;
-    await assert.rejects(collect(readNar(tracked(bad))), NarParseError);
+    await assert.rejects(collectTree(readNar(tracked(bad))), NarParseError);
     for await (const _ of readNar(tracked(nar(dir({ a: dir() }))))) break;
     assert.equal(finished, 2);
 
@@ -551,6 +406,6 @@ describe("readNar and its source", () => {
       yield nar(file("abc")).subarray(0, 30);
       throw boom;
     }
-    await assert.rejects(collect(readNar(failing())), (e) => e === boom);
+    await assert.rejects(collectTree(readNar(failing())), (e) => e === boom);
   });
 });

@@ -15,44 +15,23 @@ import { describe, test } from "node:test";
 import { AbortedError, InvalidInputError, StorageError } from "../../src/errors.js";
 import { NarParseError } from "../../src/store/nar/reader.js";
 import { restoreNar } from "../../src/store/nar/restore-fs.js";
+import { b, chunked, deepNar, dir, file, nar, symlink } from "../helpers/nar-tree.js";
 import { nixBinary, requireNix } from "../helpers/nix.js";
 import { tempDir } from "../helpers/tmp.js";
 
-async function* chunksOf(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
-  for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
-}
-
-/** A small NAR encoder, so the tests without Nix have input. */
-function tok(s: string | Uint8Array): Uint8Array {
-  const bytes = typeof s === "string" ? new TextEncoder().encode(s) : s;
-  const out = new Uint8Array(8 + ((bytes.length + 7) & ~7));
-  new DataView(out.buffer).setBigUint64(0, BigInt(bytes.length), true);
-  out.set(bytes, 8);
-  return out;
-}
-const narOf = (...tokens: (string | Uint8Array)[]): Buffer =>
-  Buffer.concat(["nix-archive-1", ...tokens].map(tok));
-const fileNode = (contents: string | Uint8Array, exec = false): (string | Uint8Array)[] =>
-  exec
-    ? ["(", "type", "regular", "executable", "", "contents", contents, ")"]
-    : ["(", "type", "regular", "contents", contents, ")"];
-const entry = (
-  name: string | Uint8Array,
-  node: (string | Uint8Array)[],
-): (string | Uint8Array)[] => ["entry", "(", "name", name, "node", ...node, ")"];
 const big = randomBytes(300_000);
 /** A directory with a big file, an executable, an empty dir, a symlink and a non-UTF-8 name. */
-const SAMPLE = narOf(
-  "(",
-  "type",
-  "directory",
-  ...entry("a", fileNode(big)),
-  ...entry("b", fileNode("#!/bin/sh\n", true)),
-  ...entry("c", ["(", "type", "directory", ")"]),
-  ...entry("d", ["(", "type", "symlink", "target", "../nowhere", ")"]),
-  ...entry(new Uint8Array([0xff, 0x41]), fileNode("")),
-  ")",
+const SAMPLE = nar(
+  dir([
+    [b("a"), file(big)],
+    [b("b"), file("#!/bin/sh\n", true)],
+    [b("c"), dir()],
+    [b("d"), symlink("../nowhere")],
+    [new Uint8Array([0xff, 0x41]), file("")],
+  ]),
 );
+/** A directory with an entry named "..". */
+const DOT_DOT = nar(dir({ "..": file("x") }));
 
 const mode = (p: string): number => lstatSync(p).mode & 0o7777;
 
@@ -104,7 +83,7 @@ describe("restoreNar against nix-store", () => {
     const nar = nixBinary("nix-store", ["--dump", src]);
     for (const size of [65536, 4093, 1 << 20]) {
       const dest = join(dir, `out-${size}`);
-      await restoreNar(chunksOf(nar, size), dest);
+      await restoreNar(chunked(nar, size), dest);
       assert.ok(nixBinary("nix-store", ["--dump", dest]).equals(nar), `chunk size ${size}`);
     }
     // The same file modes as `nix-store --restore`.
@@ -126,7 +105,7 @@ describe("restoreNar against nix-store", () => {
     symlinkSync("somewhere/else", join(dir, "l"));
     for (const name of ["f", "x", "l"]) {
       const nar = nixBinary("nix-store", ["--dump", join(dir, name)]);
-      await restoreNar(chunksOf(nar, 100), join(dir, `${name}.out`));
+      await restoreNar(chunked(nar, 100), join(dir, `${name}.out`));
       nixBinary("nix-store", ["--restore", join(dir, `${name}.nix`)], nar);
       assert.ok(nixBinary("nix-store", ["--dump", join(dir, `${name}.out`)]).equals(nar), name);
       assert.deepEqual(
@@ -142,7 +121,7 @@ describe("restoreNar", () => {
     const dir = tempDir(t);
     const old = process.umask(0o077);
     try {
-      await restoreNar(chunksOf(SAMPLE, 1000), join(dir, "out"));
+      await restoreNar(chunked(SAMPLE, 1000), join(dir, "out"));
     } finally {
       process.umask(old);
     }
@@ -157,7 +136,7 @@ describe("restoreNar", () => {
     const names = readdirSync(out, { encoding: "buffer" }).map((n) => n.toString("hex"));
     assert.deepEqual(names.sort(), ["61", "62", "63", "64", "ff41"]);
     // A trailing slash names the same DEST.
-    await restoreNar(chunksOf(SAMPLE, 65536), `${join(dir, "out2")}/`);
+    await restoreNar(chunked(SAMPLE, 65536), `${join(dir, "out2")}/`);
     assert.ok(readFileSync(join(dir, "out2", "a")).equals(big));
     assert.deepEqual(leftovers(dir, ["out", "out2"]), []);
   });
@@ -167,7 +146,7 @@ describe("restoreNar", () => {
     const dest = join(dir, "out");
     const cuts = [0, 7, 100, 200, 1000, 150_000, SAMPLE.length - 300, SAMPLE.length - 1];
     for (const cut of cuts) {
-      await assert.rejects(restoreNar(chunksOf(SAMPLE.subarray(0, cut), 4096), dest), (e) => {
+      await assert.rejects(restoreNar(chunked(SAMPLE.subarray(0, cut), 4096), dest), (e) => {
         assert.ok(e instanceof NarParseError, String(e));
         assert.equal(e.offset, cut);
         return true;
@@ -176,11 +155,10 @@ describe("restoreNar", () => {
     }
     const corrupt = Buffer.from(SAMPLE);
     corrupt[SAMPLE.length - 20] = 1; // padding of the last entry's ")"
-    await assert.rejects(restoreNar(chunksOf(corrupt, 4096), dest), NarParseError);
+    await assert.rejects(restoreNar(chunked(corrupt, 4096), dest), NarParseError);
     const trailing = Buffer.concat([SAMPLE, Buffer.alloc(8)]);
-    await assert.rejects(restoreNar(chunksOf(trailing, 4096), dest), NarParseError);
-    const dotDot = narOf("(", "type", "directory", ...entry("..", fileNode("x")), ")");
-    await assert.rejects(restoreNar(chunksOf(dotDot, 4096), dest), NarParseError);
+    await assert.rejects(restoreNar(chunked(trailing, 4096), dest), NarParseError);
+    await assert.rejects(restoreNar(chunked(DOT_DOT, 4096), dest), NarParseError);
     assert.deepEqual(readdirSync(dir), []);
   });
 
@@ -189,7 +167,7 @@ describe("restoreNar", () => {
     const dest = join(dir, "out");
     const boom = new Error("connection reset");
     async function* failing(): AsyncGenerator<Uint8Array> {
-      yield* chunksOf(SAMPLE.subarray(0, 200_000), 65536);
+      yield* chunked(SAMPLE.subarray(0, 200_000), 65536);
       throw boom;
     }
     await assert.rejects(restoreNar(failing(), dest), (e) => e === boom);
@@ -203,24 +181,19 @@ describe("restoreNar", () => {
     }
     await assert.rejects(restoreNar(slow(), dest, { signal: ac.signal }), AbortedError);
     await assert.rejects(
-      restoreNar(chunksOf(SAMPLE, 10), dest, { signal: ac.signal }),
+      restoreNar(chunked(SAMPLE, 10), dest, { signal: ac.signal }),
       AbortedError,
     );
     assert.deepEqual(readdirSync(dir), []);
 
-    await assert.rejects(restoreNar(chunksOf(SAMPLE, 4096), join(dir, "no", "dest")), StorageError);
+    await assert.rejects(restoreNar(chunked(SAMPLE, 4096), join(dir, "no", "dest")), StorageError);
     assert.deepEqual(readdirSync(dir), []);
   });
 
   test("a tree too deep for the file system fails cleanly", async (t) => {
     const dir = tempDir(t);
-    const open: string[] = [];
-    for (let i = 0; i < 3000; i++) {
-      open.push("entry", "(", "name", "d", "node", "(", "type", "directory");
-    }
-    const close = Array.from({ length: 3000 }, () => [")", ")"]).flat();
-    const deep = narOf("(", "type", "directory", ...open, ...close, ")");
-    await assert.rejects(restoreNar(chunksOf(deep, 65536), join(dir, "out")), (e) => {
+    const deep = deepNar(3000);
+    await assert.rejects(restoreNar(chunked(deep, 65536), join(dir, "out")), (e) => {
       assert.ok(e instanceof StorageError, String(e));
       assert.match(e.message, /longer than 4095 bytes/);
       return true;
@@ -234,7 +207,7 @@ describe("restoreNar", () => {
     writeFileSync(join(dir, "file"), "keep");
     symlinkSync("nowhere", join(dir, "dangling"));
     for (const name of ["empty-dir", "file", "dangling"]) {
-      await assert.rejects(restoreNar(chunksOf(SAMPLE, 65536), join(dir, name)), (e) => {
+      await assert.rejects(restoreNar(chunked(SAMPLE, 65536), join(dir, name)), (e) => {
         assert.ok(e instanceof InvalidInputError && !(e instanceof NarParseError), String(e));
         assert.match(e.message, /already exists/);
         return true;

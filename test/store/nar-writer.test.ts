@@ -11,12 +11,7 @@ import { hashNarStream } from "../../src/store/nar/hash.js";
 import { type NarSourceNode, writeNar } from "../../src/store/nar/writer.js";
 import { ingest, memCastore } from "../helpers/castore-tree.js";
 import { corpusDir, corpusItems, expectedItems } from "../helpers/corpus.js";
-
-async function collect(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of it) parts.push(Buffer.from(c));
-  return Buffer.concat(parts);
-}
+import { collectBytes } from "../helpers/nar-tree.js";
 
 const sha256hex = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
 
@@ -26,7 +21,7 @@ describe("NAR writer", () => {
     for (const item of corpusItems()) {
       const store = memCastore();
       const root = ingest(join(corpusDir(), item), store);
-      const nar = await collect(writeNar(castoreNarSource(root, store)));
+      const nar = await collectBytes(writeNar(castoreNarSource(root, store)));
       assert.equal(sha256hex(nar), expected.get(item)!.narSha256Hex, item);
     }
   });
@@ -45,7 +40,7 @@ describe("NAR writer", () => {
 
   test("chunks may be kept by the consumer unless transient", async () => {
     const path = join(corpusDir(), "sizes");
-    const kept = await collect(writeNar(fsNarSource(path)));
+    const kept = await collectBytes(writeNar(fsNarSource(path)));
     assert.equal(sha256hex(kept), expectedItems().get("sizes")!.narSha256Hex);
   });
 
@@ -53,13 +48,13 @@ describe("NAR writer", () => {
     const store = memCastore();
     const digest = b3Digest(new Uint8Array(32).fill(9));
     await assert.rejects(
-      collect(
+      collectBytes(
         writeNar(castoreNarSource({ type: "file", digest, size: 3, executable: false }, store)),
       ),
       (e: unknown) => e instanceof IntegrityError && /blob b3:CQkJ.* is missing/.test(e.message),
     );
     await assert.rejects(
-      collect(writeNar(castoreNarSource({ type: "directory", digest, size: 3 }, store))),
+      collectBytes(writeNar(castoreNarSource({ type: "directory", digest, size: 3 }, store))),
       (e: unknown) => e instanceof IntegrityError && /directory b3:.* is missing/.test(e.message),
     );
   });
@@ -74,11 +69,11 @@ describe("NAR writer", () => {
       },
     });
     await assert.rejects(
-      collect(writeNar(mk("abc", 4))),
+      collectBytes(writeNar(mk("abc", 4))),
       (e: unknown) => e instanceof IntegrityError && /fewer bytes/.test(e.message),
     );
     await assert.rejects(
-      collect(writeNar(mk("abcde", 4))),
+      collectBytes(writeNar(mk("abcde", 4))),
       (e: unknown) => e instanceof IntegrityError && /more bytes/.test(e.message),
     );
   });
@@ -93,7 +88,7 @@ describe("NAR writer", () => {
       ],
     };
     await assert.rejects(
-      collect(writeNar(dir)),
+      collectBytes(writeNar(dir)),
       (e: unknown) =>
         e instanceof InvalidInputError && /"a" is not in strictly increasing/.test(e.message),
     );
@@ -104,7 +99,10 @@ describe("NAR writer", () => {
     const it = writeNar(fsNarSource(join(corpusDir(), "wide")), { signal: ac.signal });
     await it.next();
     ac.abort();
-    await assert.rejects(collect(it), (e: unknown) => (e as { code?: string }).code === "Aborted");
+    await assert.rejects(
+      collectBytes(it),
+      (e: unknown) => (e as { code?: string }).code === "Aborted",
+    );
   });
 
   test("a device node is rejected with its path", () => {

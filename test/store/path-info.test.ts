@@ -11,7 +11,7 @@ import { describe, type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { WireType } from "@bufbuild/protobuf/wire";
-import { concatBytes, utf8 } from "../../src/castore/bytes.js";
+import { utf8 } from "../../src/castore/bytes.js";
 import { b3Digest } from "../../src/castore/digest.js";
 import { directoryNode, fileNode, type Node, symlinkNode } from "../../src/castore/node.js";
 import { InvalidInputError } from "../../src/errors.js";
@@ -47,6 +47,7 @@ import {
 } from "../../src/store/signature.js";
 import { StorePath } from "../../src/store/store-path.js";
 import { nix, nixEnv, requireNix } from "../helpers/nix.js";
+import { fields, lenField as len, varintField as num } from "../helpers/protobuf-bytes.js";
 import { tempDir } from "../helpers/tmp.js";
 
 const EXAMPLE = fileURLToPath(new URL("../../../test/fixtures/nix-example/", import.meta.url));
@@ -287,41 +288,29 @@ describe("PathInfo protobuf", () => {
       deriver: drv,
       ca: { method: "flat", algo: "sha256", digest: filled(32, 0x44) },
     };
-    // A minimal protobuf writer: field numbers and wire types straight from
-    // the .proto files (castore.v1.Node / FileNode, store.v1.PathInfo / NARInfo).
-    const varint = (n: number): number[] => {
-      const out: number[] = [];
-      while (n >= 0x80) {
-        out.push((n & 0x7f) | 0x80);
-        n = Math.floor(n / 128);
-      }
-      out.push(n);
-      return out;
-    };
-    const len = (no: number, payload: Uint8Array): Uint8Array =>
-      concatBytes([Uint8Array.from([(no << 3) | 2, ...varint(payload.length)]), payload]);
-    const num = (no: number, v: number): Uint8Array => Uint8Array.from([no << 3, ...varint(v)]);
-    const fileNodePb = concatBytes([
+    // Field numbers and wire types straight from the .proto files
+    // (castore.v1.Node / FileNode, store.v1.PathInfo / NARInfo).
+    const fileNodePb = fields(
       len(1, utf8(dep.basename)),
       len(2, filled(32, 0x11)),
       num(3, 5),
       num(4, 1),
-    ]);
-    const expected = concatBytes([
+    );
+    const expected = fields(
       len(1, len(2, fileNodePb)), // node { file { ... } }
       len(2, dep.digest), // references
       len(
         3,
-        concatBytes([
+        fields(
           num(1, 136), // nar_size
           len(2, filled(32, 0x33)), // nar_sha256
-          len(3, concatBytes([len(1, utf8("k")), len(2, filled(64, 0x22))])), // signatures
+          len(3, fields(len(1, utf8("k")), len(2, filled(64, 0x22)))), // signatures
           len(4, utf8(dep.basename)), // reference_names
-          len(5, concatBytes([len(1, utf8("harness-dep")), len(2, drv.digest)])), // deriver
-          len(6, concatBytes([num(1, 7 /* FLAT_SHA256 */), len(2, filled(32, 0x44))])), // ca
-        ]),
+          len(5, fields(len(1, utf8("harness-dep")), len(2, drv.digest))), // deriver
+          len(6, fields(num(1, 7 /* FLAT_SHA256 */), len(2, filled(32, 0x44)))), // ca
+        ),
       ),
-    ]);
+    );
     assert.deepEqual(encodePathInfo(info), expected);
     assert.deepEqual(decodePathInfo(expected), info);
   });
