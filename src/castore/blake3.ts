@@ -21,7 +21,7 @@ export function createBlake3(): Blake3Hasher {
   const h = new NativeHasher();
   return {
     update(data) {
-      h.update(data);
+      h.update(asBuffer(data));
     },
     digest() {
       const buf = h.digestBuffer();
@@ -43,6 +43,11 @@ export function blake3(data: Uint8Array): Uint8Array {
     wasm.update(data);
     return wasm.digest("binary");
   }
-  const buf = nativeBlake3(data);
+  const buf = nativeBlake3(asBuffer(data));
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+/** A Buffer view of the same memory (no copy): the binding's types ask for Buffers. */
+function asBuffer(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }

@@ -13,7 +13,8 @@ const D1 = b3Digest(new Uint8Array(32).fill(1));
 const D2 = b3Digest(new Uint8Array(32).fill(2));
 
 const bytes = (a: ArrayLike<number>): Uint8Array => Uint8Array.from(a);
-const b3hex = (b: Uint8Array): string => new Blake3Hasher().update(b).digest("hex");
+const b3hex = (b: Uint8Array): string =>
+  new Blake3Hasher().update(Buffer.from(b.buffer, b.byteOffset, b.byteLength)).digest("hex");
 
 describe("Directory", () => {
   test("the empty directory encodes to no bytes; digest is BLAKE3 of nothing", () => {

@@ -59,7 +59,7 @@ import {
   StrataError,
   throwIfAborted,
 } from "../../errors.js";
-import { type Blake3Hasher, createBlake3, blake3 as hashOf } from "../blake3.js";
+import { type Blake3Hasher, createBlake3 } from "../blake3.js";
 import type { CallOptions } from "../call-options.js";
 import { type B3Digest, formatB3 } from "../digest.js";
 import type { BlobReader, BlobService, BlobWriter, ChunkMeta, StreamOptions } from "./service.js";
