@@ -6,7 +6,7 @@ import { IntegrityError, InvalidInputError } from "../../errors.js";
 import { castoreNarSource, castoreReaders } from "../../store/nar/castore-source.js";
 import { restoreNar } from "../../store/nar/restore-fs.js";
 import { writeNar } from "../../store/nar/writer.js";
-import { pipeToStdout } from "../io.js";
+import { pipeToStdout, stdoutIsSynchronous } from "../io.js";
 import { addStoreOptions, openStores, type StoreFlags } from "../store-options.js";
 import { resolveNode } from "../store-paths.js";
 
@@ -63,7 +63,8 @@ export function catCommand(): Command {
     if (reader === undefined)
       throw new IntegrityError(`blob ${formatB3(node.digest)} of '${path}' is missing`);
     try {
-      await pipeToStdout(reader.stream(0, { transient: true }));
+      const transient = stdoutIsSynchronous();
+      await pipeToStdout(reader.stream(0, { transient }), { transient });
     } finally {
       await reader.close();
     }

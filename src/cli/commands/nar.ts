@@ -8,7 +8,7 @@ import { readNar } from "../../store/nar/reader.js";
 import { restoreNar } from "../../store/nar/restore-fs.js";
 import { writeNar } from "../../store/nar/writer.js";
 import { nixbase32Encode } from "../../store/nixbase32.js";
-import { pipeToStdout, readInput } from "../io.js";
+import { pipeToStdout, readInput, stdoutIsSynchronous } from "../io.js";
 import { addStoreOptions, openStores, type StoreFlags } from "../store-options.js";
 import { resolveNode } from "../store-paths.js";
 
@@ -24,7 +24,10 @@ export function narCommand(): Command {
     )
     .argument("<path>", "file, directory or symlink to serialise")
     .action(async (path: string) => {
-      await pipeToStdout(writeNar(fsNarSource(path, { reuseBuffer: true }), { transient: true }));
+      const transient = stdoutIsSynchronous();
+      await pipeToStdout(writeNar(fsNarSource(path, { reuseBuffer: transient }), { transient }), {
+        transient,
+      });
     });
 
   nar
@@ -136,8 +139,9 @@ export function narCommand(): Command {
   ).action(async (arg: string, opts: StoreFlags) => {
     await using stores = await openStores(opts);
     const { node } = await resolveNode(stores, arg);
-    const readers = castoreReaders(stores.blobs, stores.directories, {}, { transient: true });
-    await pipeToStdout(writeNar(castoreNarSource(node, readers), { transient: true }));
+    const transient = stdoutIsSynchronous();
+    const readers = castoreReaders(stores.blobs, stores.directories, {}, { transient });
+    await pipeToStdout(writeNar(castoreNarSource(node, readers), { transient }), { transient });
   });
 
   return nar;
