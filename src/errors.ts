@@ -96,3 +96,23 @@ export function formatErrorChain(err: unknown): string {
   }
   return lines.join("\n");
 }
+
+const CLASS_BY_CODE = {
+  InvalidInput: InvalidInputError,
+  Integrity: IntegrityError,
+  Unavailable: UnavailableError,
+  Storage: StorageError,
+  Config: ConfigError,
+  Aborted: AbortedError,
+} as const;
+
+/**
+ * Wraps an error with context (which instance, which operation), keeping its
+ * class (so `instanceof UnavailableError` still holds for retry logic) and
+ * the original as `cause`. Errors that are not StrataErrors (a failing
+ * `import()`, a backend bug) become StorageErrors.
+ */
+export function withContext(err: unknown, message: string): StrataError {
+  if (err instanceof StrataError) return new CLASS_BY_CODE[err.code](message, { cause: err });
+  return new StorageError(message, { cause: err });
+}

@@ -2,13 +2,23 @@
  * The store flags every command that opens a store accepts, and opening the
  * three services from them. Precedence: flag, then the environment
  * variable, then the default of ARCHITECTURE §7.
+ *
+ * `--config FILE` (a composition config, README "Store composition"): the
+ * three roots come from the file. A kind the file does not define uses its
+ * `*_SERVICE_ADDR` variable or default, as without `--config`. Giving
+ * `--config` and a `--*-service-addr` flag on one command line is an error
+ * (two descriptions of one store); the variables, being ambient, only fill
+ * in the kinds the file leaves out.
  */
 import { type Command, Option } from "commander";
 import type { BlobService } from "../castore/blob/service.js";
 import type { DirectoryService } from "../castore/directory/service.js";
+import type { Registry } from "../composition/registry.js";
+import { ConfigError } from "../errors.js";
 import type { PathInfoService } from "../store/pathinfo/service.js";
 
 export interface StoreFlags {
+  config?: string;
   blobServiceAddr?: string;
   directoryServiceAddr?: string;
   pathInfoServiceAddr?: string;
@@ -22,8 +32,31 @@ export interface Stores extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+/** The `--*-service-addr` options, by their commander attribute name. */
+const ADDR_FLAGS = {
+  blobServiceAddr: "--blob-service-addr",
+  directoryServiceAddr: "--directory-service-addr",
+  pathInfoServiceAddr: "--path-info-service-addr",
+} as const;
+
 export function addStoreOptions(cmd: Command): Command {
   return cmd
+    .addOption(
+      new Option(
+        "--config <file>",
+        "composition config file (TOML or JSON) describing the store; kinds it leaves out use the flags' defaults",
+      ),
+    )
+    .hook("preAction", (command) => {
+      if (command.getOptionValue("config") === undefined) return;
+      for (const [attr, flag] of Object.entries(ADDR_FLAGS)) {
+        if (command.getOptionValueSource(attr) === "cli") {
+          throw new ConfigError(
+            `--config and ${flag} cannot be combined: the config file describes the store (a kind the file leaves out uses ${flag}'s environment variable or default)`,
+          );
+        }
+      }
+    })
     .addOption(
       new Option(
         "--blob-service-addr <url>",
@@ -55,6 +88,13 @@ export async function openStores(flags: StoreFlags): Promise<Stores> {
   const { defaultRegistry } = await import("../composition/default-registry.js");
   const defaults = defaultServiceUrls();
   const registry = defaultRegistry();
+  if (flags.config !== undefined) {
+    return openComposition(flags.config, registry, {
+      blob: flags.blobServiceAddr || defaults.blob,
+      directory: flags.directoryServiceAddr || defaults.directory,
+      pathinfo: flags.pathInfoServiceAddr || defaults.pathinfo,
+    });
+  }
   const opened: { close(): Promise<void> }[] = [];
   try {
     const blobs = await registry.build("blob", flags.blobServiceAddr || defaults.blob);
@@ -75,6 +115,28 @@ export async function openStores(flags: StoreFlags): Promise<Stores> {
     return { blobs, directories, pathInfos, close, [Symbol.asyncDispose]: close };
   } catch (err) {
     await Promise.all(opened.map((s) => s.close().catch(() => undefined)));
+    throw err;
+  }
+}
+
+/** The three roots of a composition config file; closing the Stores closes the composition. */
+async function openComposition(
+  file: string,
+  registry: Registry,
+  defaults: { blob: string; directory: string; pathinfo: string },
+): Promise<Stores> {
+  const { openConfigFile } = await import("../composition/config-file.js");
+  const composition = await openConfigFile(file, { registry, defaults });
+  try {
+    const [blobs, directories, pathInfos] = await Promise.all([
+      composition.service("blob"),
+      composition.service("directory"),
+      composition.service("pathinfo"),
+    ]);
+    const close = (): Promise<void> => composition.close();
+    return { blobs, directories, pathInfos, close, [Symbol.asyncDispose]: close };
+  } catch (err) {
+    await composition.close().catch(() => undefined);
     throw err;
   }
 }

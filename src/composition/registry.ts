@@ -18,16 +18,10 @@
 import type { z } from "zod";
 import type { BlobService } from "../castore/blob/service.js";
 import type { DirectoryService } from "../castore/directory/service.js";
-import {
-  AbortedError,
-  ConfigError,
-  IntegrityError,
-  InvalidInputError,
-  StorageError,
-  StrataError,
-  UnavailableError,
-} from "../errors.js";
+import { ConfigError, withContext } from "../errors.js";
+import { type Logger, logger } from "../observability/log.js";
 import type { PathInfoService } from "../store/pathinfo/service.js";
+import { type QueryPair, rawQueryPairs } from "./types/url-parts.js";
 
 export type ServiceKind = "blob" | "directory" | "pathinfo";
 
@@ -107,6 +101,23 @@ export interface BuildContext {
    * `BuildOptions.resolve`.
    */
   readonly resolve: Resolver;
+  /**
+   * The logger of the composition (or the process logger); types derive
+   * their instance's logger from it with `instanceLogger(ctx, module)`.
+   */
+  readonly log?: Logger;
+}
+
+/**
+ * A field of a config that refers to another service: what `references`
+ * returns, and what a composition resolves before (lazily) building.
+ */
+export interface ServiceReference {
+  readonly kind: ServiceKind;
+  /** The field, as shown in paths: `near`, `stores[1]`. */
+  readonly field: string;
+  /** A name of an entry of `kind`, a URL (contains `://`), or an inline config. */
+  readonly ref: string | ServiceConfig;
 }
 
 /**
@@ -133,6 +144,20 @@ export interface ServiceType<K extends ServiceKind, C extends ServiceConfig> {
   fromUrl(url: URL): NoInfer<C>;
   /** Builds the service from a config the schema accepted. */
   build(config: NoInfer<C>, ctx: BuildContext): Promise<ServiceByKind[K]>;
+  /**
+   * The fields of a config that refer to other services (those `build`
+   * resolves through `ctx.resolve`), so that a composition can check
+   * references, find cycles and print the graph without building anything.
+   * Types that refer to nothing leave it out.
+   */
+  references?(config: NoInfer<C>): readonly ServiceReference[];
+  /**
+   * The type holds other instances of its kind and forwards calls to them
+   * (cache, priority, race, lru, retry). The `[defaults]` common options of a
+   * composition apply to the instances it holds, not to it; set on the
+   * instance itself they apply to it too.
+   */
+  readonly combinator?: boolean;
 }
 
 /** Identity helper that infers `K` and `C` for a type literal. */
@@ -153,6 +178,8 @@ export interface BuildOptions {
   readonly where?: string;
   /** Resolves references to other services; default: URLs and inline configs only. */
   readonly resolve?: Resolver;
+  /** Logger handed to the types (`BuildContext.log`); default: the process logger. */
+  readonly log?: Logger;
 }
 
 // Types are stored with their config type erased. That is sound because
@@ -225,6 +252,8 @@ export class Registry {
       );
     }
     const prefix = `${KIND_LABEL[kind]} URL '${redactUrl(parsed)}'`;
+    const cache = this.#cacheShortcut(kind, parsed, prefix);
+    if (cache !== undefined) return cache;
     const scheme = parsed.protocol.slice(0, -1);
     const tag = scheme.split("+", 1)[0] ?? scheme;
     const type = this.#table(kind).get(tag);
@@ -242,7 +271,66 @@ export class Registry {
       if (err instanceof ConfigError) throw new ConfigError(`${prefix}: ${err.message}`);
       throw new ConfigError(`${prefix}: could not be parsed`, { cause: err });
     }
-    return validate<K>(type, config, prefix, "");
+    const valid = validate<K>(type, config, prefix, "");
+    this.#checkUrlReferences(type, valid, prefix);
+    return valid;
+  }
+
+  /**
+   * `?cache=NEAR_URL` on any store URL: the store wrapped in a `cache` with
+   * that URL as near tier. The parameter is removed before the store's own
+   * type sees the URL, so `objectstore+file:///x?cache=memory://` is
+   * `{ type = "cache", near = "memory://", far = "objectstore+file:///x" }`.
+   */
+  #cacheShortcut<K extends ServiceKind>(
+    kind: K,
+    url: URL,
+    prefix: string,
+  ): ValidServiceConfig<K> | undefined {
+    if (url.search === "" || url.search === "?") return undefined;
+    let pairs: QueryPair[];
+    try {
+      pairs = rawQueryPairs(url, "");
+    } catch (err) {
+      if (err instanceof ConfigError) throw new ConfigError(`${prefix}: ${err.message}`);
+      throw err;
+    }
+    const near = pairs.filter((p) => p.key === "cache");
+    if (near.length === 0) return undefined;
+    if (near.length > 1) {
+      throw new ConfigError(`${prefix}: query parameter 'cache' is given more than once`);
+    }
+    const type = this.#table(kind).get("cache");
+    if (type === undefined) {
+      throw new ConfigError(`${prefix}: ?cache= needs the 'cache' type, which is not registered`);
+    }
+    const far = new URL(url.href);
+    far.search = pairs
+      .filter((p) => p.key !== "cache")
+      .map((p) => p.raw)
+      .join("&");
+    const config = { type: "cache", near: near[0]!.value, far: far.href };
+    const valid = validate<K>(type, config, prefix, "");
+    this.#checkUrlReferences(type, valid, prefix);
+    return valid;
+  }
+
+  /**
+   * Parses the URLs a URL's config refers to (`cache://?near=URL`), so a
+   * bad inner URL fails here and not only when the service is built.
+   * Names (no `://`) are left to the composition that resolves them.
+   */
+  #checkUrlReferences(type: AnyServiceType, config: ServiceConfig, prefix: string): void {
+    for (const ref of type.references?.(config) ?? []) {
+      if (typeof ref.ref !== "string" || !ref.ref.includes("://")) continue;
+      try {
+        this.configFromUrl(ref.kind, ref.ref);
+      } catch (err) {
+        if (err instanceof ConfigError)
+          throw new ConfigError(`${prefix}: ${ref.field}: ${err.message}`);
+        throw err;
+      }
+    }
   }
 
   /**
@@ -294,7 +382,8 @@ export class Registry {
     return this.buildValidated(kind, config, {
       instanceName,
       registry: this,
-      resolve: options?.resolve ?? adHocResolver(this, instanceName),
+      resolve: options?.resolve ?? adHocResolver(this, instanceName, options?.log),
+      ...(options?.log === undefined ? {} : { log: options.log }),
     });
   }
 
@@ -342,7 +431,8 @@ export class Registry {
  * The resolver used outside a composition: URLs and inline config objects
  * are built directly; a bare name has nothing to refer to yet.
  */
-function adHocResolver(registry: Registry, parent: string): Resolver {
+function adHocResolver(registry: Registry, parent: string, log: Logger | undefined): Resolver {
+  const withLog = log === undefined ? {} : { log };
   return async (kind, ref, field) => {
     if (typeof ref === "string") {
       if (!ref.includes("://")) {
@@ -350,13 +440,36 @@ function adHocResolver(registry: Registry, parent: string): Resolver {
           `${CONFIG_SECTION[kind]}.${parent}.${field}: '${ref}' names another instance, but no composition config is loaded; give a URL instead`,
         );
       }
-      return registry.build(kind, ref, { instanceName: instanceNameForUrl(ref) });
+      return registry.build(kind, ref, {
+        instanceName: referenceName(ref, parent, field),
+        ...withLog,
+      });
     }
     return registry.build(kind, ref, {
-      instanceName: `${parent}.${field}`,
+      instanceName: referenceName(ref, parent, field),
       where: `${CONFIG_SECTION[kind]}.${parent}.${field}`,
+      ...withLog,
     });
   };
+}
+
+/**
+ * The instance name of what a reference field resolves to: the entry's
+ * name, the URL (password hidden) for an ad-hoc URL, or
+ * `<parent>.<field>` for an inline config object.
+ */
+export function referenceName(ref: string | ServiceConfig, parent: string, field: string): string {
+  if (typeof ref !== "string") return `${parent}.${field}`;
+  return ref.includes("://") ? instanceNameForUrl(ref) : ref;
+}
+
+/**
+ * The logger of the instance being built: module `module` (e.g.
+ * `store.pathinfo.priority`), field `instance` = its instance name.
+ */
+export function instanceLogger(ctx: BuildContext, module: string): Logger {
+  const fields = { instance: ctx.instanceName };
+  return ctx.log === undefined ? logger(module, fields) : ctx.log.child(module, fields);
 }
 
 /**
@@ -393,7 +506,10 @@ function validate<K extends ServiceKind>(
   const result = type.schema.safeParse(raw);
   if (result.success) return result.data as ValidServiceConfig<K>;
   const problems = result.error.issues.flatMap((issue) => {
-    const path = [where, ...issue.path.map(String)].filter((p) => p !== "").join(".");
+    const path = [where, ...issue.path.map(String)]
+      .filter((p) => p !== "")
+      .join(".")
+      .replace(/\.(\d+)(?=\.|$)/g, "[$1]");
     if (issue.code === "unrecognized_keys") {
       return issue.keys.map((k) => `${path === "" ? k : `${path}.${k}`}: unknown field`);
     }
@@ -408,25 +524,4 @@ function describe(v: unknown): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return "an array";
   return typeof v === "string" ? `the string '${v}'` : `a ${typeof v}`;
-}
-
-const CLASS_BY_CODE = {
-  InvalidInput: InvalidInputError,
-  Integrity: IntegrityError,
-  Unavailable: UnavailableError,
-  Storage: StorageError,
-  Config: ConfigError,
-} as const;
-
-/**
- * Wraps an error with context, keeping its class (so `instanceof
- * UnavailableError` still holds for retry logic) and the original as cause.
- * Non-strata errors (a failing `import()`, a backend bug) become StorageErrors.
- */
-function withContext(err: unknown, message: string): StrataError {
-  if (err instanceof StrataError) {
-    if (err.code === "Aborted") return new AbortedError(message, { cause: err });
-    return new CLASS_BY_CODE[err.code](message, { cause: err });
-  }
-  return new StorageError(message, { cause: err });
 }

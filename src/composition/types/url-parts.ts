@@ -118,3 +118,38 @@ export function localPathProblem(path: string): string | undefined {
   if (/^\/+$/.test(path)) return `'${path}' is the file system root; refusing to use it`;
   return undefined;
 }
+
+/** One `key=value` of a URL query: decoded key and value, and the pair as written. */
+export interface QueryPair {
+  readonly key: string;
+  readonly value: string;
+  readonly raw: string;
+}
+
+/**
+ * The query of a URL as pairs, for the types whose parameters hold URLs
+ * (`cache://?near=URL&far=URL`, `?cache=URL`). Unlike `url.searchParams`,
+ * a `+` stays a `+` (form encoding would turn it into a space, and store
+ * URLs are full of `+`: `objectstore+file://`, `grpc+https://`); only
+ * percent-escapes are decoded. So inside a parameter value only `%`, `&`
+ * and `#` must be escaped (`%25`, `%26`, `%23`); escaping the whole inner
+ * URL with `encodeURIComponent` is always right.
+ */
+export function rawQueryPairs(url: URL, form: string): QueryPair[] {
+  const search = url.search.startsWith("?") ? url.search.slice(1) : url.search;
+  if (search === "") return [];
+  const pairs: QueryPair[] = [];
+  for (const raw of search.split("&")) {
+    if (raw === "") continue;
+    const eq = raw.indexOf("=");
+    const rawKey = eq === -1 ? raw : raw.slice(0, eq);
+    const rawValue = eq === -1 ? "" : raw.slice(eq + 1);
+    try {
+      pairs.push({ key: decodeURIComponent(rawKey), value: decodeURIComponent(rawValue), raw });
+    } catch (cause) {
+      const where = form === "" ? "" : `${form}: `;
+      throw new ConfigError(`${where}query parameter '${raw}' has a bad percent-escape`, { cause });
+    }
+  }
+  return pairs;
+}

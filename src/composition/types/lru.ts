@@ -1,0 +1,73 @@
+/**
+ * `lru` — the most recently used path infos or directories of an inner
+ * store kept in memory (semantics: castore/directory/combinators/lru.ts,
+ * store/pathinfo/combinators/lru.ts). Blobs have no lru: they are large,
+ * and a `cache` with a `memory://` near tier does that job.
+ *
+ * Config: { type = "lru", inner = REF, capacity = N }
+ * URL:    `lru://?inner=URL&capacity=N`
+ */
+import { z } from "zod";
+import { ConfigError } from "../../errors.js";
+import { defineServiceType, type ServiceKind, type ServiceType } from "../registry.js";
+import {
+  combinatorDeps,
+  combinatorModule,
+  combinatorQuery,
+  intParam,
+  refSchema,
+  requiredParam,
+  resolveMembers,
+} from "./combinator-parts.js";
+
+const lruConfigSchema = z
+  .strictObject({
+    type: z.literal("lru"),
+    inner: refSchema.describe("The store whose entries are kept in memory."),
+    capacity: z
+      .number()
+      .int()
+      .min(1)
+      .max(100_000_000)
+      .describe("How many entries are kept in memory."),
+  })
+  .describe("The most recently used entries of an inner store, kept in memory.");
+
+export type LruConfig = z.infer<typeof lruConfigSchema>;
+
+const FORM = "lru://";
+
+function lruFromUrl(url: URL): LruConfig {
+  const q = combinatorQuery(url, FORM, { single: ["inner", "capacity"] });
+  const capacity = intParam(q, "capacity", FORM);
+  if (capacity === undefined)
+    throw new ConfigError(`${FORM}: query parameter 'capacity' is missing`);
+  return { type: "lru", inner: requiredParam(q, "inner", FORM), capacity };
+}
+
+function lruType<K extends "directory" | "pathinfo">(kind: K): ServiceType<K, LruConfig> {
+  return defineServiceType({
+    kind,
+    tag: "lru",
+    description: "The most recently used entries of an inner store, kept in memory.",
+    urlForms: ["lru://?inner=URL&capacity=N"],
+    schema: lruConfigSchema,
+    combinator: true,
+    fromUrl: lruFromUrl,
+    references: (config) => [{ kind: kind as ServiceKind, field: "inner", ref: config.inner }],
+    async build(config, ctx) {
+      const [inner] = await resolveMembers(ctx, kind, [{ field: "inner", ref: config.inner }]);
+      const deps = combinatorDeps(ctx, combinatorModule(kind, "lru"));
+      const init = { inner: inner as never, capacity: config.capacity };
+      if (kind === "directory") {
+        const { LruDirectoryService } = await import("../../castore/directory/combinators/lru.js");
+        return new LruDirectoryService(init, deps) as never;
+      }
+      const { LruPathInfoService } = await import("../../store/pathinfo/combinators/lru.js");
+      return new LruPathInfoService(init, deps) as never;
+    },
+  });
+}
+
+export const lruDirectoryType: ServiceType<"directory", LruConfig> = lruType("directory");
+export const lruPathInfoType: ServiceType<"pathinfo", LruConfig> = lruType("pathinfo");
