@@ -3,7 +3,7 @@
  * tools, measured in the same run on the same input. Prints time ratios and
  * peak RSS. Sections: nar (NAR pack/hash vs Nix), blob (objectstore+file vs
  * cp/cat), store (import / re-import / nar dump vs Nix, NAR calculation),
- * kv (LMDB directory put/get rates). Default: all.
+ * kv (LMDB directory put/get rates), http (binary cache vs nginx). Default: all.
  *
  * Env: STRATA_BENCH_DIR (where the generated tree is cached, default
  * $TMPDIR/strata-bench), STRATA_BENCH_RUNS (runs per command, default 5).
@@ -12,6 +12,7 @@ import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { benchBlobs } from "./blob.js";
+import { benchHttp } from "./http.js";
 import { benchKv } from "./kv.js";
 import { compare, formatComparison } from "./measure.js";
 import { STRATA_BIN_FOR_BENCH } from "./paths.js";
@@ -84,6 +85,10 @@ const sections: Record<string, () => Promise<void>> = {
   kv: async () => {
     log("== LMDB directory service ==");
     await benchKv(log);
+  },
+  http: async () => {
+    log("== binary cache: strata serve vs nginx (cache shootout) ==");
+    await benchHttp(log);
   },
 };
 

@@ -1,10 +1,13 @@
 import { Command, CommanderError } from "commander";
 import { formatErrorChain } from "../errors.js";
 import { catCommand, exportCommand, lsCommand } from "./commands/browse.js";
+import { configCommand } from "./commands/config.js";
 import { copyCommand } from "./commands/copy.js";
+import { daemonCommand } from "./commands/daemon.js";
 import { importCommand } from "./commands/import.js";
 import { narCommand } from "./commands/nar.js";
 import { pathInfoCommand } from "./commands/path-info.js";
+import { serveCommand } from "./commands/serve.js";
 import { storePathCommand } from "./commands/store-path.js";
 
 export function buildProgram(): Command {
@@ -23,6 +26,9 @@ export function buildProgram(): Command {
   program.addCommand(exportCommand());
   program.addCommand(copyCommand());
   program.addCommand(storePathCommand());
+  program.addCommand(daemonCommand());
+  program.addCommand(configCommand());
+  program.addCommand(serveCommand());
   // Subcommands inherit the exit override so that their usage errors are handled here too.
   for (const c of program.commands) {
     c.exitOverride();

@@ -11,12 +11,22 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after } from "node:test";
-import { defaultRegistry } from "../../src/composition/default-registry.js";
 import { urlPath } from "../../src/composition/open.js";
 import type { ServiceByKind, ServiceKind } from "../../src/composition/registry.js";
+import { inprocUrl, withGrpcInproc } from "../helpers/grpc-inproc.js";
+import { testRegistry } from "../helpers/test-types.js";
 import { type BlobConformanceCapabilities, blobServiceConformance } from "./blob.js";
 import { type DirectoryServiceCapabilities, directoryServiceConformance } from "./directory.js";
 import { type PathInfoServiceCapabilities, pathInfoServiceConformance } from "./pathinfo.js";
+
+// Combinator URLs (issue 4). Inner URLs with a query of their own are
+// percent-encoded (README "Store composition"); `faulty` is a test-only type
+// (test/helpers/test-types.ts), hence `testRegistry()` below.
+const CACHE_URL = "cache://?near=memory://&far=memory://";
+const PRIORITY_URL = "priority://?stores=memory://&stores=memory://&stores=memory://";
+const RACE_URL = "race://?stores=memory://&stores=memory://&stores=memory://";
+const LRU_URL = "lru://?inner=memory://&capacity=100";
+const RETRY_URL = `retry://?inner=${encodeURIComponent("faulty://?inner=memory://&fail_fraction=0.3")}&attempts=10&backoff_ms=0`;
 
 interface BackendUrl<Caps> {
   /** Shown in the suite's name. */
@@ -30,18 +40,54 @@ interface BackendUrl<Caps> {
 const BLOB_URLS: readonly BackendUrl<BlobConformanceCapabilities>[] = [
   { name: "memory://", url: () => "memory://" },
   { name: "objectstore+file://$TMP", url: () => `objectstore+file://${freshDir()}` },
+  // Combinators (issue 4).
+  { name: "cache://?near=memory://&far=memory://", url: () => CACHE_URL },
+  {
+    name: "objectstore+file://$TMP?cache=memory://",
+    url: () => `objectstore+file://${freshDir()}?cache=memory://`,
+  },
+  { name: "priority:// of three memory://", url: () => PRIORITY_URL },
+  { name: "race:// of three memory://", url: () => RACE_URL },
+  { name: "retry:// over faulty://", url: () => RETRY_URL },
+  // gRPC client -> in-process server -> backend (issue 6).
+  { name: "grpc+inproc:// -> memory://", url: () => inprocUrl("memory://") },
+  {
+    name: "grpc+inproc:// -> objectstore+file://$TMP",
+    url: () => inprocUrl(`objectstore+file://${freshDir()}`),
+  },
 ];
 
 const DIRECTORY_URLS: readonly BackendUrl<DirectoryServiceCapabilities>[] = [
   { name: "memory://", url: () => "memory://" },
   { name: "lmdb://$TMP/db", url: () => `lmdb://${freshDir()}/db` },
   { name: "lmdb:// (temporary)", url: () => "lmdb://" },
+  // Combinators (issue 4).
+  { name: "cache://?near=memory://&far=memory://", url: () => CACHE_URL },
+  { name: "lmdb://?cache=memory://", url: () => "lmdb://?cache=memory://" },
+  { name: "priority:// of three memory://", url: () => PRIORITY_URL },
+  { name: "race:// of three memory://", url: () => RACE_URL },
+  { name: "lru://?inner=memory://", url: () => LRU_URL },
+  { name: "retry:// over faulty://", url: () => RETRY_URL },
+  // gRPC client -> in-process server -> backend (issue 6).
+  { name: "grpc+inproc:// -> memory://", url: () => inprocUrl("memory://") },
+  { name: "grpc+inproc:// -> lmdb://$TMP/db", url: () => inprocUrl(`lmdb://${freshDir()}/db`) },
 ];
 
 const PATH_INFO_URLS: readonly BackendUrl<PathInfoServiceCapabilities>[] = [
   { name: "memory://", url: () => "memory://" },
   { name: "lmdb://$TMP/db", url: () => `lmdb://${freshDir()}/db` },
   { name: "lmdb:// (temporary)", url: () => "lmdb://" },
+  // Combinators (issue 4).
+  { name: "cache://?near=memory://&far=memory://", url: () => CACHE_URL },
+  { name: "lmdb://?cache=memory://", url: () => "lmdb://?cache=memory://" },
+  { name: "priority:// of three memory://", url: () => PRIORITY_URL },
+  { name: "race:// of three memory://", url: () => RACE_URL },
+  { name: "lru://?inner=memory://", url: () => LRU_URL },
+  { name: "retry:// over faulty://", url: () => RETRY_URL },
+  // gRPC client -> in-process server -> backend (issue 6); Tvix package names once.
+  { name: "grpc+inproc:// -> memory://", url: () => inprocUrl("memory://") },
+  { name: "grpc+inproc:// -> lmdb://$TMP/db", url: () => inprocUrl(`lmdb://${freshDir()}/db`) },
+  { name: "grpc+inproc://?package=tvix -> memory://", url: () => inprocUrl("memory://", "tvix") },
 ];
 
 // Temporary directories: one root for this file, one fresh directory per
@@ -57,7 +103,7 @@ function freshDir(): string {
   return urlPath(dir);
 }
 
-const registry = defaultRegistry();
+const registry = withGrpcInproc(testRegistry());
 
 /** The suite's `open`: a fresh URL, built through the registry, with a teardown removing its directories. */
 function opener<K extends ServiceKind>(

@@ -1,0 +1,323 @@
+/**
+ * The binary cache against a static file server, in the shape of the public
+ * "cache shootout" (nar-bridge, harmonia, nginx): every NAR of a closure of
+ * >= 300 MiB fetched sequentially and with 16 concurrent requests, plus all
+ * narinfos, from `strata serve` (NARs rendered from the castore on the fly)
+ * and from nginx serving the very same NARs and narinfos as flat files, in
+ * the same run. The client is curl (one process per pass, connections
+ * reused; `--parallel --parallel-max 16` for the concurrent passes).
+ *
+ * The closure: the bench tree (bench/tree.ts) imported as one store path
+ * per top-level package directory and one per large file (46 paths,
+ * ~420 MiB). nginx comes from Debian (`nginx-light`, installed by the bench
+ * when missing and running as root); without it, a minimal Node static file
+ * server in its own process stands in (said so in the output).
+ *
+ * Targets (issue 7): sequential NAR throughput >= 0.5x nginx, 16 concurrent
+ * >= 0.7x, narinfo fetch time <= 1.5x nginx, server RSS < 300 MiB
+ * throughout (VmHWM of the server process; RssAnon shown as well because
+ * RSS also counts page-cache pages of the mmapped LMDB files).
+ *
+ * Env: STRATA_BENCH_DIR, STRATA_BENCH_RUNS (passes per measurement, default
+ * 3, median reported).
+ */
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { median } from "./measure.js";
+import { STRATA_BIN_FOR_BENCH } from "./paths.js";
+import { ensureTree } from "./tree.js";
+
+const MiB = 1024 * 1024;
+
+function have(cmd: string): boolean {
+  return spawnSync("bash", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      const port = typeof a === "object" && a !== null ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForHttp(url: string, child: ChildProcess): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+    const r = spawnSync("curl", ["-sf", "-o", "/dev/null", url]);
+    if (r.status === 0) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${url} did not come up`);
+}
+
+/** Samples the server's memory while the bench runs. */
+class RssSampler {
+  readonly #pid: number;
+  readonly #timer: NodeJS.Timeout;
+  maxAnonKiB = 0;
+
+  constructor(pid: number) {
+    this.#pid = pid;
+    this.#timer = setInterval(() => this.#sample(), 50);
+  }
+
+  #field(name: string): number {
+    try {
+      const m = new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(
+        readFileSync(`/proc/${this.#pid}/status`, "utf8"),
+      );
+      return m === null ? 0 : Number(m[1]);
+    } catch {
+      return 0;
+    }
+  }
+
+  #sample(): void {
+    this.maxAnonKiB = Math.max(this.maxAnonKiB, this.#field("RssAnon"));
+  }
+
+  /** Peak RSS (VmHWM) and the largest anonymous RSS sampled, in MiB. */
+  stop(): { hwmMiB: number; anonMiB: number } {
+    clearInterval(this.#timer);
+    this.#sample();
+    return { hwmMiB: this.#field("VmHWM") / 1024, anonMiB: this.maxAnonKiB / 1024 };
+  }
+}
+
+/** Installs nginx-light when missing and possible (root, apt). */
+function ensureNginx(log: (line: string) => void): string | undefined {
+  const find = (): string | undefined =>
+    ["/usr/sbin/nginx", "/usr/bin/nginx"].find((p) => spawnSync(p, ["-v"]).status === 0);
+  let bin = find();
+  if (bin === undefined && process.getuid?.() === 0 && have("apt-get")) {
+    log("installing nginx-light (apt-get) for the reference server ...");
+    const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+    spawnSync("apt-get", ["install", "-y", "-q", "nginx-light"], { stdio: "ignore", env });
+    bin = find();
+    if (bin === undefined) {
+      spawnSync("apt-get", ["update", "-q"], { stdio: "ignore", env });
+      spawnSync("apt-get", ["install", "-y", "-q", "nginx-light"], { stdio: "ignore", env });
+      bin = find();
+    }
+  }
+  return bin;
+}
+
+function startNginx(bin: string, root: string, work: string, port: number): ChildProcess {
+  mkdirSync(join(work, "tmp"), { recursive: true });
+  const conf = join(work, "nginx.conf");
+  writeFileSync(
+    conf,
+    `${process.getuid?.() === 0 ? "user root;\n" : ""}worker_processes 2;
+daemon off;
+pid ${work}/nginx.pid;
+error_log ${work}/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  client_body_temp_path ${work}/tmp/body;
+  proxy_temp_path ${work}/tmp/proxy;
+  fastcgi_temp_path ${work}/tmp/fastcgi;
+  uwsgi_temp_path ${work}/tmp/uwsgi;
+  scgi_temp_path ${work}/tmp/scgi;
+  types { text/x-nix-narinfo narinfo; application/x-nix-nar nar; text/x-nix-cache-info nix-cache-info; }
+  server {
+    listen 127.0.0.1:${port};
+    root ${root};
+    location / { }
+  }
+}
+`,
+  );
+  return spawn(bin, ["-c", conf, "-p", work], { stdio: ["ignore", "ignore", "inherit"] });
+}
+
+/** The stand-in when nginx is unavailable: a static file server in its own Node process. */
+function startNodeStatic(root: string, port: number): ChildProcess {
+  const script = `
+const http = require("node:http"), fs = require("node:fs"), path = require("node:path");
+const root = ${JSON.stringify(root)};
+http.createServer((req, res) => {
+  const p = path.join(root, decodeURIComponent(req.url.split("?")[0]));
+  fs.stat(p, (err, st) => {
+    if (err || !st.isFile()) { res.writeHead(404); return res.end(); }
+    res.writeHead(200, { "Content-Length": st.size });
+    if (req.method === "HEAD") return res.end();
+    fs.createReadStream(p, { highWaterMark: 1 << 20 }).pipe(res);
+  });
+}).listen(${port}, "127.0.0.1");`;
+  return spawn(process.execPath, ["-e", script], { stdio: "ignore" });
+}
+
+/** Seconds for curl to fetch every URL of the list (bodies discarded). */
+function curlPass(urlFile: string, parallel: number): number {
+  const args = ["-s", "-f", "--no-progress-meter", "-K", urlFile];
+  if (parallel > 1) args.unshift("--parallel", "--parallel-max", String(parallel));
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync("curl", args, { stdio: ["ignore", "ignore", "inherit"] });
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.status !== 0) throw new Error(`curl failed (${r.status}) on ${urlFile}`);
+  return s;
+}
+
+function urlList(file: string, base: string, paths: readonly string[], repeat = 1): string {
+  const lines: string[] = [];
+  for (let i = 0; i < repeat; i++) for (const p of paths) lines.push(`url = "${base}/${p}"`);
+  writeFileSync(file, `${lines.join("\n")}\n`);
+  return file;
+}
+
+export async function benchHttp(log: (line: string) => void): Promise<void> {
+  if (!have("curl")) {
+    log("SKIPPED: curl is not installed (apt-get install -y curl)");
+    return;
+  }
+  const runs = Number(process.env.STRATA_BENCH_RUNS ?? 3);
+  const benchDir = process.env.STRATA_BENCH_DIR ?? join(tmpdir(), "strata-bench");
+  log("generating/reusing the benchmark tree ...");
+  const tree = ensureTree(join(benchDir, "v3"));
+  const scratch = mkdtempSync(join(tmpdir(), "strata-bench-http-"));
+  const children: ChildProcess[] = [];
+  try {
+    // The closure: one store path per package directory and per large file.
+    const sources = [
+      ...readdirSync(tree)
+        .filter((n) => n.startsWith("pkg"))
+        .map((n) => join(tree, n)),
+      ...readdirSync(join(tree, "large")).map((n) => join(tree, "large", n)),
+    ];
+    const env = {
+      ...process.env,
+      XDG_DATA_HOME: join(scratch, "xdg"),
+      BLOB_SERVICE_ADDR: "",
+      DIRECTORY_SERVICE_ADDR: "",
+      PATH_INFO_SERVICE_ADDR: "",
+    };
+    log(`importing ${sources.length} store paths into a fresh strata store ...`);
+    const storePaths = execFileSync(
+      process.execPath,
+      [STRATA_BIN_FOR_BENCH, "import", "--quiet", ...sources],
+      { env, encoding: "utf8", maxBuffer: 1 << 26 },
+    )
+      .trim()
+      .split("\n");
+
+    const strataPort = await freePort();
+    const strata = spawn(
+      process.execPath,
+      [
+        STRATA_BIN_FOR_BENCH,
+        "serve",
+        "--listen-address",
+        `127.0.0.1:${strataPort}`,
+        "--grpc-listen-address",
+        "none",
+      ],
+      { env, stdio: ["ignore", "ignore", "inherit"] },
+    );
+    children.push(strata);
+    const strataUrl = `http://127.0.0.1:${strataPort}`;
+    await waitForHttp(`${strataUrl}/nix-cache-info`, strata);
+    const rss = new RssSampler(strata.pid!);
+
+    // The same narinfos and NARs as flat files for the reference server.
+    const root = join(scratch, "root");
+    mkdirSync(join(root, "nar"), { recursive: true });
+    writeFileSync(
+      join(root, "nix-cache-info"),
+      "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 30\n",
+    );
+    const narinfos: string[] = [];
+    const nars: string[] = [];
+    let totalBytes = 0;
+    for (const p of storePaths) {
+      const hash = p.slice("/nix/store/".length, "/nix/store/".length + 32);
+      const text = execFileSync("curl", ["-sf", `${strataUrl}/${hash}.narinfo`], {
+        encoding: "utf8",
+      });
+      writeFileSync(join(root, `${hash}.narinfo`), text);
+      const url = /^URL: (.*)$/m.exec(text)![1]!;
+      execFileSync("curl", ["-sf", "-o", join(root, url), `${strataUrl}/${url}`]);
+      narinfos.push(`${hash}.narinfo`);
+      nars.push(url);
+      totalBytes += Number(/^NarSize: (\d+)$/m.exec(text)![1]);
+    }
+    log(
+      `closure: ${storePaths.length} paths, ${(totalBytes / MiB).toFixed(0)} MiB of NARs; ${runs} passes per measurement, page cache warm`,
+    );
+
+    const refPort = await freePort();
+    const nginxBin = ensureNginx(log);
+    const refName = nginxBin === undefined ? "node static server" : "nginx";
+    if (nginxBin === undefined) {
+      log(
+        "nginx is not available (not root, or apt failed): comparing against a minimal Node static file server instead",
+      );
+    }
+    const ref =
+      nginxBin === undefined
+        ? startNodeStatic(root, refPort)
+        : startNginx(nginxBin, root, join(scratch, "nginx"), refPort);
+    children.push(ref);
+    const refUrl = `http://127.0.0.1:${refPort}`;
+    await waitForHttp(`${refUrl}/nix-cache-info`, ref);
+
+    const lists = (base: string, tag: string) => ({
+      nars: urlList(join(scratch, `${tag}-nars`), base, nars),
+      narinfos: urlList(join(scratch, `${tag}-narinfos`), base, narinfos, 20),
+    });
+    const ours = lists(strataUrl, "strata");
+    const theirs = lists(refUrl, "ref");
+    const measure = (parallel: number, which: "nars" | "narinfos") => {
+      curlPass(ours[which], parallel); // warm-up
+      curlPass(theirs[which], parallel);
+      const a: number[] = [];
+      const b: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        a.push(curlPass(ours[which], parallel));
+        b.push(curlPass(theirs[which], parallel));
+      }
+      return { ours: median(a), ref: median(b) };
+    };
+    const rate = (s: number): string => `${(totalBytes / MiB / s).toFixed(0)} MiB/s`;
+    const lines: string[] = [];
+    for (const parallel of [1, 16]) {
+      const m = measure(parallel, "nars");
+      const target = parallel === 1 ? 0.5 : 0.7;
+      const ratio = m.ref / m.ours;
+      lines.push(
+        `NARs, ${parallel === 1 ? "sequential" : "16 concurrent"}: strata ${rate(m.ours)} (${m.ours.toFixed(2)} s), ${refName} ${rate(m.ref)} (${m.ref.toFixed(2)} s)` +
+          `  -> ${ratio.toFixed(2)}x ${refName} (target >= ${target}x) ${ratio >= target ? "OK" : "MISSED"}`,
+      );
+    }
+    for (const parallel of [1, 16]) {
+      const m = measure(parallel, "narinfos");
+      const n = narinfos.length * 20;
+      const ratio = m.ours / m.ref;
+      lines.push(
+        `narinfos (${n}, ${parallel === 1 ? "sequential" : "16 concurrent"}): strata ${((m.ours / n) * 1e6).toFixed(0)} us each, ${refName} ${((m.ref / n) * 1e6).toFixed(0)} us each` +
+          `  -> ${ratio.toFixed(2)}x the time (target <= 1.5x) ${ratio <= 1.5 ? "OK" : "MISSED"}`,
+      );
+    }
+    const mem = rss.stop();
+    lines.push(
+      `strata serve memory: peak RSS ${mem.hwmMiB.toFixed(0)} MiB (anonymous ${mem.anonMiB.toFixed(0)} MiB) (target < 300 MiB) ${mem.hwmMiB < 300 ? "OK" : "MISSED"}`,
+    );
+    for (const l of lines) log(l);
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 200));
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * What the three gRPC clients share: the connection, closing (every call
+ * still running is cancelled and then fails with a StorageError), per-call
+ * signals, and turning wire failures into StrataErrors with context.
+ * Browser-safe.
+ */
+import type { CallOptions } from "../call-options.js";
+import { AbortedError, StorageError, type StrataError } from "../../errors.js";
+import type { GrpcConnection } from "./connection.js";
+import { fromWire } from "./status.js";
+
+export interface GrpcClientInit {
+  /** The instance name (config key or URL), shown in errors. */
+  readonly instanceName?: string;
+  /** Whether closing the client closes the connection (default true). */
+  readonly ownsConnection?: boolean;
+}
+
+export class ClientCore {
+  readonly conn: GrpcConnection;
+  /** `<kind> '<instance>' at <target>`, the prefix of every error message. */
+  readonly label: string;
+  readonly #owns: boolean;
+  readonly #closer = new AbortController();
+  #closed = false;
+
+  constructor(conn: GrpcConnection, kind: string, init: GrpcClientInit = {}) {
+    this.conn = conn;
+    this.#owns = init.ownsConnection ?? true;
+    const name = init.instanceName;
+    this.label =
+      name === undefined || name === conn.target
+        ? `gRPC ${kind} ${conn.target}`
+        : `gRPC ${kind} '${name}' (${conn.target})`;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Fires when the client is closed. */
+  get closeSignal(): AbortSignal {
+    return this.#closer.signal;
+  }
+
+  /** Throws what a call gets after close() or with a fired signal. */
+  check(what: string, ...signals: (AbortSignal | undefined)[]): void {
+    if (this.#closed) throw new StorageError(`${this.label}: ${what}: the service is closed`);
+    for (const s of signals) {
+      if (s?.aborted) throw new AbortedError(`${this.label}: ${what}: aborted`, { cause: s.reason });
+    }
+  }
+
+  /** The signal a call runs with: the caller's ones and the client's close. */
+  signal(...signals: (AbortSignal | undefined)[]): AbortSignal {
+    // Always a signal of its own: connect adds a listener per call to the
+    // signal it gets, and many concurrent calls on the shared close signal
+    // would trip Node's listener leak warning.
+    const all = signals.filter((s): s is AbortSignal => s !== undefined);
+    return AbortSignal.any([this.#closer.signal, ...all]);
+  }
+
+  /** A wire failure (or our own validation error) as the StrataError the caller gets. */
+  error(err: unknown, what: string, ...signals: (AbortSignal | undefined)[]): StrataError {
+    const fired = signals.find((s) => s?.aborted);
+    return fromWire(err, { what: `${this.label}: ${what}`, signal: fired, closed: this.#closed });
+  }
+
+  /** Runs one call: checks first, combines signals, maps failures. */
+  async run<T>(
+    what: string,
+    options: CallOptions | undefined,
+    body: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    this.check(what, options?.signal);
+    try {
+      return await body(this.signal(options?.signal));
+    } catch (err) {
+      throw this.error(err, what, options?.signal);
+    }
+  }
+
+  /** Cancels every call and closes the connection if owned. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closer.abort(new StorageError(`${this.label}: the service is closed`));
+    if (this.#owns) this.conn.close();
+  }
+}

@@ -1,0 +1,350 @@
+/**
+ * NAR geometry of castore trees: the size of every node's NAR serialisation
+ * and the offset of every token, computed from the directory tree alone
+ * (names, file sizes, symlink targets), without rendering anything. This is
+ * what lets a Range request start in the middle of a NAR by skipping whole
+ * subtrees and seeking into one blob, and what gives `.ls` listings their
+ * `narOffset`s.
+ *
+ * Every NAR token is a string: u64 length, bytes, zero padding to 8. Sizes:
+ * - magic `nix-archive-1`: 24;
+ * - regular file: `( type regular contents <u64 size>` = 72 bytes before the
+ *   contents (104 with `executable ""`), then padded contents and `)` (16);
+ * - symlink: `( type symlink target` = 64, the target string, `)` = 16;
+ * - directory: `( type directory` = 56, then per entry `entry ( name <name>
+ *   node` = 64 + the name string, the node, `)` = 16; then `)` = 16.
+ * The tests check these against the NAR writer for every corpus item.
+ */
+import type { BlobService } from "../../castore/blob/service.js";
+import { utf8 } from "../../castore/bytes.js";
+import type { CallOptions } from "../../castore/call-options.js";
+import { type B3Digest, digestKey, formatB3 } from "../../castore/digest.js";
+import type { DirectoryService } from "../../castore/directory/service.js";
+import type { Directory } from "../../castore/directory.js";
+import type { FileNode, Node } from "../../castore/node.js";
+import { IntegrityError } from "../../errors.js";
+
+/** `n` rounded up to a multiple of 8. */
+export function padded(n: number): number {
+  return n + ((8 - (n % 8)) % 8);
+}
+
+/** Bytes of a NAR string of `n` bytes. */
+export function strSize(n: number): number {
+  return 8 + padded(n);
+}
+
+export const MAGIC_SIZE = 24;
+/** Bytes of a file node before its contents. */
+export const REGULAR_HEAD_SIZE = 72;
+export const EXECUTABLE_HEAD_SIZE = 104;
+const SYMLINK_HEAD_SIZE = 64;
+const DIRECTORY_HEAD_SIZE = 56;
+/** `entry ( name` + `node` around the name string. */
+const ENTRY_HEAD_FIXED = 64;
+const CLOSE_SIZE = 16;
+
+/** Encodes NAR strings (length, bytes, padding) back to back. */
+function tokens(...parts: (string | Uint8Array)[]): Uint8Array {
+  const bytes = parts.map((p) => (typeof p === "string" ? utf8(p) : p));
+  const out = new Uint8Array(bytes.reduce((n, b) => n + strSize(b.length), 0));
+  const view = new DataView(out.buffer);
+  let pos = 0;
+  for (const b of bytes) {
+    view.setUint32(pos, b.length, true);
+    out.set(b, pos + 8);
+    pos += strSize(b.length);
+  }
+  return out;
+}
+
+function u64(n: number): Uint8Array {
+  const out = new Uint8Array(8);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, n >>> 0, true);
+  view.setUint32(4, Math.floor(n / 0x100000000), true);
+  return out;
+}
+
+const MAGIC = tokens("nix-archive-1");
+const REGULAR_HEAD = tokens("(", "type", "regular", "contents");
+const EXECUTABLE_HEAD = tokens("(", "type", "regular", "executable", "", "contents");
+const SYMLINK_HEAD = tokens("(", "type", "symlink", "target");
+const DIRECTORY_HEAD = tokens("(", "type", "directory");
+const ENTRY_HEAD = tokens("entry", "(", "name");
+const NODE = tokens("node");
+const CLOSE = tokens(")");
+const ZEROS = new Uint8Array(8);
+
+/**
+ * The directories of one tree, and the NAR size of each node (memoised per
+ * directory digest: a subtree shared by several parents is sized once).
+ */
+export class NarGeometry {
+  readonly #dirs: ReadonlyMap<string, Directory>;
+  readonly #sizes = new Map<string, number>();
+
+  constructor(dirs: ReadonlyMap<string, Directory>) {
+    this.#dirs = dirs;
+  }
+
+  /** Fetches the closure of `root` (one recursive call) and builds its geometry. */
+  static async load(
+    root: Node,
+    directories: Pick<DirectoryService, "getRecursive">,
+    options: CallOptions = {},
+  ): Promise<NarGeometry> {
+    const dirs = new Map<string, Directory>();
+    if (root.type === "directory") {
+      for await (const d of directories.getRecursive(root.digest, options)) {
+        dirs.set(digestKey(d.digest()), d);
+      }
+      if (!dirs.has(digestKey(root.digest))) {
+        throw new IntegrityError(`directory ${formatB3(root.digest)} is not in the store`);
+      }
+    }
+    return new NarGeometry(dirs);
+  }
+
+  /** The directory with this digest (part of the loaded closure). */
+  directory(digest: B3Digest): Directory {
+    const d = this.#dirs.get(digestKey(digest));
+    if (d === undefined) {
+      throw new IntegrityError(`directory ${formatB3(digest)} is missing from the closure`);
+    }
+    return d;
+  }
+
+  /** Bytes of the NAR of a whole archive rooted at `root` (with the magic). */
+  narSize(root: Node): number {
+    return MAGIC_SIZE + this.nodeSize(root);
+  }
+
+  /** Bytes of a node's serialisation (without the magic; inside an entry, without the entry's tokens). */
+  nodeSize(node: Node): number {
+    switch (node.type) {
+      case "file":
+        return (
+          (node.executable ? EXECUTABLE_HEAD_SIZE : REGULAR_HEAD_SIZE) +
+          padded(node.size) +
+          CLOSE_SIZE
+        );
+      case "symlink":
+        return SYMLINK_HEAD_SIZE + strSize(node.target.length) + CLOSE_SIZE;
+      case "directory": {
+        const key = digestKey(node.digest);
+        const known = this.#sizes.get(key);
+        if (known !== undefined) return known;
+        let size = DIRECTORY_HEAD_SIZE + CLOSE_SIZE;
+        for (const e of this.directory(node.digest).entries) size += this.entrySize(e.name, e.node);
+        this.#sizes.set(key, size);
+        return size;
+      }
+    }
+  }
+
+  /** Bytes of a directory entry: its tokens, the name and the node. */
+  entrySize(name: Uint8Array, node: Node): number {
+    return ENTRY_HEAD_FIXED + strSize(name.length) + this.nodeSize(node) + CLOSE_SIZE;
+  }
+}
+
+/** Opens blob contents at an offset (a range read). */
+export interface BlobRangeSource {
+  /** `length` bytes of the blob from `offset`, in chunks; the blob must have `size` bytes. */
+  read(digest: B3Digest, size: number, offset: number, length: number): AsyncIterable<Uint8Array>;
+}
+
+/**
+ * Range reads through a BlobService: one reader per file, streamed from the
+ * offset. With `transient`, chunks are recycled buffers (the consumer must
+ * not keep them past the next one).
+ */
+export function blobRangeSource(
+  blobs: Pick<BlobService, "openRead">,
+  options: CallOptions = {},
+  transient = false,
+): BlobRangeSource {
+  return {
+    async *read(digest, size, offset, length) {
+      const reader = await blobs.openRead(digest, options);
+      if (reader === undefined) {
+        throw new IntegrityError(`blob ${formatB3(digest)} referenced by the tree is missing`);
+      }
+      try {
+        if (reader.size !== size) {
+          throw new IntegrityError(
+            `blob ${formatB3(digest)} has ${reader.size} bytes, the tree says ${size}`,
+          );
+        }
+        let left = length;
+        for await (const chunk of reader.stream(offset, { ...options, transient })) {
+          if (chunk.length >= left) {
+            yield chunk.subarray(0, left);
+            return;
+          }
+          left -= chunk.length;
+          yield chunk;
+        }
+        if (left > 0) throw new IntegrityError(`blob ${formatB3(digest)} ended early`);
+      } finally {
+        await reader.close();
+      }
+    },
+  };
+}
+
+/**
+ * Streams bytes [start, end) of the NAR of `root`. Whole subtrees and token
+ * runs before `start` are skipped by their computed sizes; the file the range
+ * starts in is read from the offset inside its blob. Nothing before `start`
+ * is rendered or read.
+ */
+export async function* renderNarRange(
+  root: Node,
+  geometry: NarGeometry,
+  start: number,
+  end: number,
+  blobs: BlobRangeSource,
+): AsyncGenerator<Uint8Array> {
+  // The walk is synchronous (cheap even through deep trees); only file
+  // contents are read asynchronously.
+  for (const piece of new RangeWalker(geometry, start, end).archive(root)) {
+    if (piece instanceof Uint8Array) yield piece;
+    else yield* blobs.read(piece.node.digest, piece.node.size, piece.offset, piece.length);
+  }
+}
+
+/** File contents to read: `length` bytes from `offset` of the node's blob. */
+interface ContentPiece {
+  readonly node: FileNode;
+  readonly offset: number;
+  readonly length: number;
+}
+
+class RangeWalker {
+  readonly #geometry: NarGeometry;
+  readonly #start: number;
+  readonly #end: number;
+  /** Offset in the NAR of the next byte the walk reaches. */
+  #pos = 0;
+
+  constructor(geometry: NarGeometry, start: number, end: number) {
+    this.#geometry = geometry;
+    this.#start = start;
+    this.#end = end;
+  }
+
+  *archive(root: Node): Generator<Uint8Array | ContentPiece> {
+    yield* this.#bytes(MAGIC);
+    yield* this.#node(root);
+  }
+
+  /** The part of `b` (at the current position) that lies in the range. */
+  *#bytes(b: Uint8Array): Generator<Uint8Array> {
+    const from = this.#pos;
+    const to = from + b.length;
+    this.#pos = to;
+    if (to <= this.#start || from >= this.#end) return;
+    yield b.subarray(Math.max(this.#start - from, 0), Math.min(this.#end, to) - from);
+  }
+
+  /** Whether `size` bytes from here lie entirely outside the range (then they are skipped). */
+  #skip(size: number): boolean {
+    if (this.#pos + size <= this.#start || this.#pos >= this.#end) {
+      this.#pos += size;
+      return true;
+    }
+    return false;
+  }
+
+  *#node(node: Node): Generator<Uint8Array | ContentPiece> {
+    if (this.#skip(this.#geometry.nodeSize(node))) return;
+    switch (node.type) {
+      case "file": {
+        yield* this.#bytes(node.executable ? EXECUTABLE_HEAD : REGULAR_HEAD);
+        yield* this.#bytes(u64(node.size));
+        const from = this.#pos;
+        const to = from + node.size;
+        this.#pos = to;
+        if (to > this.#start && from < this.#end) {
+          const offset = Math.max(this.#start - from, 0);
+          yield { node, offset, length: Math.min(this.#end, to) - from - offset };
+        }
+        yield* this.#bytes(ZEROS.subarray(0, padded(node.size) - node.size));
+        yield* this.#bytes(CLOSE);
+        return;
+      }
+      case "symlink":
+        yield* this.#bytes(SYMLINK_HEAD);
+        yield* this.#bytes(tokens(node.target));
+        yield* this.#bytes(CLOSE);
+        return;
+      case "directory":
+        yield* this.#bytes(DIRECTORY_HEAD);
+        for (const { name, node: child } of this.#geometry.directory(node.digest).entries) {
+          if (this.#skip(this.#geometry.entrySize(name, child))) continue;
+          yield* this.#bytes(ENTRY_HEAD);
+          yield* this.#bytes(tokens(name));
+          yield* this.#bytes(NODE);
+          yield* this.#node(child);
+          yield* this.#bytes(CLOSE);
+        }
+        yield* this.#bytes(CLOSE);
+        return;
+    }
+  }
+}
+
+/** A JSON string as nlohmann::json (Nix) writes it: UTF-8 kept, control characters escaped. */
+function jsonString(bytes: Uint8Array): string {
+  // Names that are not UTF-8 cannot be represented in JSON (Nix fails on
+  // them); they are shown with replacement characters.
+  return JSON.stringify(new TextDecoder().decode(bytes));
+}
+
+/**
+ * The `.ls` listing of a NAR as Nix writes it with `write-nar-listing=true`:
+ * `{"version":1,"root":...}` with, per node, `type`, then `entries` (a
+ * directory, entries in bytewise name order), `size`, `executable` (only
+ * when true) and `narOffset` (offset of the contents in the NAR) for a
+ * regular file, `target` for a symlink. Keys in Nix's order, no spaces.
+ */
+export function renderListing(root: Node, geometry: NarGeometry): string {
+  const parts: string[] = ['{"version":1,"root":'];
+  let pos = MAGIC_SIZE;
+  const walk = (node: Node): void => {
+    switch (node.type) {
+      case "file": {
+        const head = node.executable ? EXECUTABLE_HEAD_SIZE : REGULAR_HEAD_SIZE;
+        parts.push(
+          `{"type":"regular","size":${node.size}${node.executable ? ',"executable":true' : ""},"narOffset":${pos + head}}`,
+        );
+        pos += geometry.nodeSize(node);
+        return;
+      }
+      case "symlink":
+        parts.push(`{"type":"symlink","target":${jsonString(node.target)}}`);
+        pos += geometry.nodeSize(node);
+        return;
+      case "directory": {
+        parts.push('{"type":"directory","entries":{');
+        pos += DIRECTORY_HEAD_SIZE;
+        let first = true;
+        for (const { name, node: child } of geometry.directory(node.digest).entries) {
+          parts.push(`${first ? "" : ","}${jsonString(name)}:`);
+          first = false;
+          pos += ENTRY_HEAD_FIXED + strSize(name.length);
+          walk(child);
+          pos += CLOSE_SIZE;
+        }
+        parts.push("}}");
+        pos += CLOSE_SIZE;
+        return;
+      }
+    }
+  };
+  walk(root);
+  parts.push("}");
+  return parts.join("");
+}
