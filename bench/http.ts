@@ -84,11 +84,33 @@ class RssSampler {
     this.maxAnonKiB = Math.max(this.maxAnonKiB, this.#field("RssAnon"));
   }
 
-  /** Peak RSS (VmHWM) and the largest anonymous RSS sampled, in MiB. */
-  stop(): { hwmMiB: number; anonMiB: number } {
+  /** Resident pages of mapped LMDB data files (page cache seen through mmap), in KiB. */
+  #lmdbKiB(): number {
+    try {
+      let kib = 0;
+      let inMdb = false;
+      for (const line of readFileSync(`/proc/${this.#pid}/smaps`, "utf8").split("\n")) {
+        if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inMdb = line.endsWith(".mdb");
+        else if (inMdb && line.startsWith("Rss:")) kib += Number(/(\d+)/.exec(line)?.[1] ?? 0);
+      }
+      return kib;
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * Peak RSS (VmHWM), the LMDB maps in it (measured at the end: they only
+   * grow), and the largest anonymous RSS sampled, in MiB.
+   */
+  stop(): { hwmMiB: number; lmdbMiB: number; anonMiB: number } {
     clearInterval(this.#timer);
     this.#sample();
-    return { hwmMiB: this.#field("VmHWM") / 1024, anonMiB: this.maxAnonKiB / 1024 };
+    return {
+      hwmMiB: this.#field("VmHWM") / 1024,
+      lmdbMiB: this.#lmdbKiB() / 1024,
+      anonMiB: this.maxAnonKiB / 1024,
+    };
   }
 }
 
@@ -280,8 +302,11 @@ export async function benchHttp(log: (line: string) => void): Promise<void> {
     const ours = lists(strataUrl, "strata");
     const theirs = lists(refUrl, "ref");
     const measure = (parallel: number, which: "nars" | "narinfos") => {
-      curlPass(ours[which], parallel); // warm-up
-      curlPass(theirs[which], parallel);
+      // Warm-up: page cache, and the JIT of a server that would run for days.
+      for (let i = 0; i < 2; i++) {
+        curlPass(ours[which], parallel);
+        curlPass(theirs[which], parallel);
+      }
       const a: number[] = [];
       const b: number[] = [];
       for (let i = 0; i < runs; i++) {
@@ -311,8 +336,11 @@ export async function benchHttp(log: (line: string) => void): Promise<void> {
       );
     }
     const mem = rss.stop();
+    const own = mem.hwmMiB - mem.lmdbMiB;
     lines.push(
-      `strata serve memory: peak RSS ${mem.hwmMiB.toFixed(0)} MiB (anonymous ${mem.anonMiB.toFixed(0)} MiB) (target < 300 MiB) ${mem.hwmMiB < 300 ? "OK" : "MISSED"}`,
+      `strata serve memory: peak RSS ${mem.hwmMiB.toFixed(0)} MiB, of which ${mem.lmdbMiB.toFixed(0)} MiB are LMDB files mapped in (page cache); ` +
+        `without them ${own.toFixed(0)} MiB (anonymous peak ${mem.anonMiB.toFixed(0)} MiB) (target < 300 MiB) ` +
+        `${mem.hwmMiB < 300 ? "OK" : own < 300 ? "OK without the LMDB maps, MISSED counting them" : "MISSED"}`,
     );
     for (const l of lines) log(l);
   } finally {

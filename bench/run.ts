@@ -3,7 +3,8 @@
  * tools, measured in the same run on the same input. Prints time ratios and
  * peak RSS. Sections: nar (NAR pack/hash vs Nix), blob (objectstore+file vs
  * cp/cat), store (import / re-import / nar dump vs Nix, NAR calculation),
- * kv (LMDB directory put/get rates), http (binary cache vs nginx). Default: all.
+ * kv (LMDB directory put/get rates), http (binary cache vs nginx), grpc (daemon
+ * and clients vs a raw socket). Default: all.
  *
  * Env: STRATA_BENCH_DIR (where the generated tree is cached, default
  * $TMPDIR/strata-bench), STRATA_BENCH_RUNS (runs per command, default 5).
@@ -12,6 +13,7 @@ import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { benchBlobs } from "./blob.js";
+import { benchGrpc } from "./grpc.js";
 import { benchHttp } from "./http.js";
 import { benchKv } from "./kv.js";
 import { compare, formatComparison } from "./measure.js";
@@ -89,6 +91,10 @@ const sections: Record<string, () => Promise<void>> = {
   http: async () => {
     log("== binary cache: strata serve vs nginx (cache shootout) ==");
     await benchHttp(log);
+  },
+  grpc: async () => {
+    log("== gRPC daemon: blob Read/Put vs a raw socket, small request rates ==");
+    await benchGrpc(log);
   },
 };
 

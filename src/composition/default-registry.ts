@@ -28,10 +28,10 @@ export function defaultRegistry(): Registry {
       .register(lmdbDirectoryType)
       .register(memoryPathInfoType)
       .register(lmdbPathInfoType)
-    // gRPC clients (issue 6): grpc+unix://, grpc+http://, grpc+https://.
-    .register(grpcBlobType)
-    .register(grpcDirectoryType)
-    .register(grpcPathInfoType)
+      // gRPC clients (issue 6): grpc+unix://, grpc+http://, grpc+https://.
+      .register(grpcBlobType)
+      .register(grpcDirectoryType)
+      .register(grpcPathInfoType)
       // Combinators (issue 4): ordinary types that hold other instances.
       .register(cacheBlobType)
       .register(cacheDirectoryType)

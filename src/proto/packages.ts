@@ -118,11 +118,7 @@ function renamedFiles(files: readonly DescFile[], r: Rename): DescFile[] {
   });
 }
 
-function serviceIn<S>(
-  files: readonly DescFile[],
-  typeName: string,
-  _shape: S,
-): S {
+function serviceIn<S>(files: readonly DescFile[], typeName: string, _shape: S): S {
   for (const f of files) {
     for (const s of f.services) if (s.typeName === typeName) return s as unknown as S;
   }
@@ -132,7 +128,12 @@ function serviceIn<S>(
 const SNIX_FILES = renamedFiles(TVIX_FILES, { from: "tvix", to: "snix" });
 
 const SERVICES: Readonly<Record<ProtoPackage, StoreServices>> = {
-  tvix: { blob: BlobService, directory: DirectoryService, pathInfo: PathInfoService, files: TVIX_FILES },
+  tvix: {
+    blob: BlobService,
+    directory: DirectoryService,
+    pathInfo: PathInfoService,
+    files: TVIX_FILES,
+  },
   snix: {
     blob: serviceIn(SNIX_FILES, "snix.castore.v1.BlobService", BlobService),
     directory: serviceIn(SNIX_FILES, "snix.castore.v1.DirectoryService", DirectoryService),

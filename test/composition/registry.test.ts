@@ -151,30 +151,37 @@ const SNIX_ROWS: readonly Row[] = [
     snix: "error",
     expect: { error: /lmdb:\/\/ takes no host \('foo\.example'\)/ },
   },
-  // TODO(issue 6, gRPC clients): these rows become Snix's expectation
-  // (ok / "takes no host" / "takes no path") once grpc+* is registered.
+  // gRPC clients (issue 6); building them connects nothing (lazy).
   ...(
     [
-      ["grpc_valid_unix_socket", "grpc+unix:///path/to/somewhere", "ok"],
-      ["grpc_invalid_unix_socket_and_host", "grpc+unix://host.example/path/to/somewhere", "error"],
-      ["grpc_valid_ipv6_localhost_port_12345", "grpc+http://[::1]:12345", "ok"],
-      ["grpc_valid_http_host_without_port", "grpc+http://localhost", "ok"],
-      ["grpc_valid_https_host_without_port", "grpc+https://localhost", "ok"],
-      [
-        "grpc_invalid_has_path / grpc_invalid_host_and_path",
-        "grpc+http://localhost/some-path",
-        "error",
-      ],
+      ["grpc_valid_unix_socket", "grpc+unix:///path/to/somewhere"],
+      ["grpc_valid_ipv6_localhost_port_12345", "grpc+http://[::1]:12345"],
+      ["grpc_valid_http_host_without_port", "grpc+http://localhost"],
+      ["grpc_valid_https_host_without_port", "grpc+https://localhost"],
     ] as const
   ).map(
-    ([name, url, snix]): Row => ({
+    ([name, url]): Row => ({
       name,
       kinds: ALL,
       url,
-      snix,
-      expect: { error: UNKNOWN(url.slice(0, url.indexOf(":"))) },
+      snix: "ok",
+      expect: { config: { type: "grpc", url } },
     }),
   ),
+  {
+    name: "grpc_invalid_unix_socket_and_host",
+    kinds: ALL,
+    url: "grpc+unix://host.example/path/to/somewhere",
+    snix: "error",
+    expect: { error: /grpc\+unix:\/\/ takes no host \('host\.example'\)/ },
+  },
+  {
+    name: "grpc_invalid_has_path / grpc_invalid_host_and_path",
+    kinds: ALL,
+    url: "grpc+http://localhost/some-path",
+    snix: "error",
+    expect: { error: /grpc\+http:\/\/ takes no path \('\/some-path'\)/ },
+  },
   // Blob object stores: only file:// so far. The others Snix accepts (via
   // the object_store crate; s3/gs behind its "cloud" feature) are ours to
   // add later (objectstore+s3 is planned), and until then say so.
@@ -257,6 +264,65 @@ const weirdPath = freshPath("a b#c?d%e");
 
 /** Rows Snix does not have: the other URL parts, and our own forms. */
 const STRATA_ROWS: readonly Row[] = [
+  // gRPC URL parts (issue 6).
+  {
+    name: "strata_grpc_unix_short_form_and_params",
+    kinds: ALL,
+    url: "grpc+unix:/run/strata.sock?wait-connect=0&package=tvix",
+    snix: "-",
+    expect: {
+      config: { type: "grpc", url: "grpc+unix:/run/strata.sock?wait-connect=0&package=tvix" },
+    },
+  },
+  {
+    name: "strata_grpc_bad_params",
+    kinds: ALL,
+    url: "grpc+http://localhost?wait-connect=yes",
+    snix: "-",
+    expect: { error: /wait-connect must be 0 or 1, not 'yes'/ },
+  },
+  {
+    name: "strata_grpc_bad_package",
+    kinds: ALL,
+    url: "grpc+http://localhost?package=nix",
+    snix: "-",
+    expect: { error: /package must be 'snix' or 'tvix', not 'nix'/ },
+  },
+  {
+    name: "strata_grpc_unknown_param",
+    kinds: ALL,
+    url: "grpc+https://localhost:8443?timeout=5",
+    snix: "-",
+    expect: { error: /unknown query parameter 'timeout' \(known: 'wait-connect', 'package'\)/ },
+  },
+  {
+    name: "strata_grpc_no_transport",
+    kinds: ALL,
+    url: "grpc://localhost",
+    snix: "-",
+    expect: { error: /grpc:\/\/ needs a transport: grpc\+unix:\/\/\/ABSOLUTE\/PATH/ },
+  },
+  {
+    name: "strata_grpc_unknown_transport",
+    kinds: ALL,
+    url: "grpc+tcp://localhost",
+    snix: "-",
+    expect: { error: /grpc\+tcp:\/\/ is not supported/ },
+  },
+  {
+    name: "strata_grpc_unix_without_path",
+    kinds: ALL,
+    url: "grpc+unix://",
+    snix: "-",
+    expect: { error: /grpc\+unix:\/\/ needs a socket path/ },
+  },
+  {
+    name: "strata_grpc_credentials",
+    kinds: ALL,
+    url: "grpc+https://user:secret@localhost",
+    snix: "-",
+    expect: { error: /grpc\+https:\/\/ takes no credentials/ },
+  },
   {
     name: "strata_memory_short_form",
     kinds: ALL,

@@ -25,8 +25,6 @@ export interface DaemonOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Listeners to wait for (default 1). */
   readonly listeners?: number;
-  /** The command to run instead of node (e.g. systemd-socket-activate), with node and the CLI appended. */
-  readonly wrapper?: readonly string[];
 }
 
 /** Memory-only stores, for daemons whose content does not matter after the test. */
@@ -40,8 +38,7 @@ export const MEMORY_STORES = [
 ] as const;
 
 export function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
-  const argv = [...(options.wrapper ?? []), process.execPath, STRATA_BIN, "daemon", ...options.args];
-  const child = spawn(argv[0]!, argv.slice(1), {
+  const child = spawn(process.execPath, [STRATA_BIN, "daemon", ...options.args], {
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, ...options.env },
   });
@@ -56,7 +53,8 @@ export function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
     stderr: () => err,
     memory() {
       const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
-      const kb = (key: string): number => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+      const kb = (key: string): number =>
+        Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
       return { rss: kb("VmRSS"), peak: kb("VmHWM") };
     },
     stop(timeoutMs = 10_000) {
@@ -78,7 +76,9 @@ export function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
       for (const m of err.matchAll(/listening on (\S+)\n/g)) listening.push(m[1]!);
       if (listening.length >= want) resolve(daemon);
     });
-    child.once("exit", (code) => reject(new Error(`daemon exited (${code}) before listening:\n${err}`)));
+    child.once("exit", (code) =>
+      reject(new Error(`daemon exited (${code}) before listening:\n${err}`)),
+    );
     child.once("error", reject);
   });
 }

@@ -27,14 +27,18 @@ import {
   type ServiceKind,
   type ServiceType,
 } from "../../src/composition/registry.js";
-import { grpcBlobType, grpcDirectoryType, grpcPathInfoType } from "../../src/composition/types/grpc.js";
+import {
+  grpcBlobType,
+  grpcDirectoryType,
+  grpcPathInfoType,
+} from "../../src/composition/types/grpc.js";
 import { checkQuery, schemeVariant } from "../../src/composition/types/url-parts.js";
 import { ConfigError } from "../../src/errors.js";
 import type { ProtoPackage } from "../../src/proto/packages.js";
-import { type ServedStores } from "../../src/server/grpc/handlers.js";
+import type { ServedStores } from "../../src/server/grpc/handlers.js";
 import { GrpcServer } from "../../src/server/grpc/server.js";
-import { MemoryPathInfoService } from "../../src/store/pathinfo/memory.js";
 import { GrpcPathInfoService } from "../../src/store/pathinfo/grpc.js";
+import { MemoryPathInfoService } from "../../src/store/pathinfo/memory.js";
 
 const schema = z.strictObject({ type: z.literal("grpc"), url: z.string() });
 type Config = z.infer<typeof schema>;
@@ -66,7 +70,9 @@ async function buildInproc<K extends ServiceKind>(
   ctx: BuildContext,
 ): Promise<ServiceByKind[K]> {
   const { backend, pkg } = parseInproc(url);
-  const served = await ctx.registry.build(kind, backend, { instanceName: `${ctx.instanceName}.backend` });
+  const served = await ctx.registry.build(kind, backend, {
+    instanceName: `${ctx.instanceName}.backend`,
+  });
   const stores: ServedStores = {
     blobs: kind === "blob" ? (served as ServiceByKind["blob"]) : new MemoryBlobService(),
     directories:
@@ -79,14 +85,20 @@ async function buildInproc<K extends ServiceKind>(
   const path = join(dir, "grpc.sock");
   await server.listen([{ kind: "unix", path }]);
   const conn = createNodeConnection({ target: { kind: "unix", path }, pkg });
-  const client = new CLIENTS[kind](conn, { instanceName: ctx.instanceName }) as unknown as ServiceByKind[K];
+  const client = new CLIENTS[kind](conn, {
+    instanceName: ctx.instanceName,
+  }) as unknown as ServiceByKind[K];
   const clientClose = client.close.bind(client);
   let closing: Promise<void> | undefined;
   client.close = () => {
     closing ??= (async () => {
       await clientClose();
       await server.close(1000);
-      await Promise.all([stores.blobs.close(), stores.directories.close(), stores.pathInfos.close()]);
+      await Promise.all([
+        stores.blobs.close(),
+        stores.directories.close(),
+        stores.pathInfos.close(),
+      ]);
       rmSync(dir, { recursive: true, force: true });
     })();
     return closing;

@@ -9,7 +9,16 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -24,7 +33,6 @@ import { StorePath } from "../../src/store/store-path.js";
 import { testBytes } from "../conformance/blob.js";
 import { MEMORY_STORES, type RunningDaemon, startDaemon } from "../helpers/daemon.js";
 import { interopAvailable, PYTHON, requireInterop } from "../helpers/interop.js";
-import { tempDir } from "../helpers/tmp.js";
 
 const REPO = fileURLToPath(new URL("../../../", import.meta.url));
 const CLIENT = join(REPO, "test/fixtures/grpc_interop_client.py");
@@ -104,16 +112,14 @@ describe("cross-implementation: Python grpcio client against strata daemon", () 
 
   before(async () => {
     if (!interopAvailable()) return;
-    dir = (await import("node:fs")).mkdtempSync(
-      join((await import("node:os")).tmpdir(), "strata-interop-"),
-    );
+    dir = mkdtempSync(join(tmpdir(), "strata-interop-"));
     stubs = generateStubs(dir);
     writeFileSync(join(dir, "data"), data);
     daemon = await startDaemon({ args: [...MEMORY_STORES, "-l", `unix://${join(dir, "d.sock")}`] });
   });
   after(async () => {
     if (daemon !== undefined) assert.equal(await daemon.stop(), 0);
-    if (dir !== undefined) (await import("node:fs")).rmSync(dir, { recursive: true, force: true });
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
   /** What strata computes for the same tree, on its own. */

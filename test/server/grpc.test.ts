@@ -49,9 +49,12 @@ import {
   UnavailableError,
 } from "../../src/errors.js";
 import { Logger, type LogRecord, parseLogSpec } from "../../src/observability/log.js";
-import { Health, HealthCheckResponse_ServingStatus } from "../../src/proto/gen/grpc/health/v1/health_pb.js";
-import { ServerReflectionV1Alpha, storeServices } from "../../src/proto/packages.js";
+import {
+  Health,
+  HealthCheckResponse_ServingStatus,
+} from "../../src/proto/gen/grpc/health/v1/health_pb.js";
 import { DirectorySchema as TvixDirectorySchema } from "../../src/proto/gen/tvix/castore/v1/castore_pb.js";
+import { ServerReflectionV1Alpha, storeServices } from "../../src/proto/packages.js";
 import type { ServedStores } from "../../src/server/grpc/handlers.js";
 import { GrpcServer } from "../../src/server/grpc/server.js";
 import { NarCalculator } from "../../src/store/nar/calculate.js";
@@ -82,7 +85,10 @@ interface Served {
   close(): Promise<void>;
 }
 
-async function serve(stores: ServedStores, options: { log?: Logger; path?: string } = {}): Promise<Served> {
+async function serve(
+  stores: ServedStores,
+  options: { log?: Logger; path?: string } = {},
+): Promise<Served> {
   const server = new GrpcServer({ stores, ...(options.log !== undefined && { log: options.log }) });
   const path = options.path ?? freshSocket();
   await server.listen([{ kind: "unix", path }]);
@@ -135,34 +141,66 @@ describe("BlobChunk framing (blob-frames.ts)", () => {
     const data = testBytes(3 * MiB + 17, 1);
     const pieces = [data.subarray(0, 300), data.subarray(300, MiB + 5), data.subarray(MiB + 5)];
     // A message with an unknown varint field (2) and an unknown bytes field (7) around the data.
-    const odd = concatBytes([new Uint8Array([0x10, 0x96, 0x01]), new Uint8Array([0x0a, 3, 1, 2, 3]), new Uint8Array([0x3a, 2, 9, 9])]);
+    const odd = concatBytes([
+      new Uint8Array([0x10, 0x96, 0x01]),
+      new Uint8Array([0x0a, 3, 1, 2, 3]),
+      new Uint8Array([0x3a, 2, 9, 9]),
+    ]);
     const stream = concatBytes([
       ...pieces.flatMap((p) => [blobChunkPrefix(p.length), p]),
       blobChunkPrefix(0),
       envelope(odd),
     ]);
-    for (const step of [1, 7, 4096, 1 << 20, stream.length]) {
+    for (const step of [7, 4096, 1 << 20, stream.length]) {
       const d = new BlobChunkDecoder(Code.InvalidArgument);
       const out: Uint8Array[] = [];
       for (let o = 0; o < stream.length; o += step) d.push(stream.subarray(o, o + step), out);
       d.end();
       assert.equal(d.messages, 5);
-      assert.deepEqual(concatBytes(out), concatBytes([data, new Uint8Array([1, 2, 3])]), `step ${step}`);
+      assert.deepEqual(
+        concatBytes(out),
+        concatBytes([data, new Uint8Array([1, 2, 3])]),
+        `step ${step}`,
+      );
     }
+  });
+
+  test("byte by byte", () => {
+    const data = testBytes(1000, 2);
+    const stream = concatBytes([
+      blobChunkPrefix(300),
+      data.subarray(0, 300),
+      blobChunkPrefix(700),
+      data.subarray(300),
+    ]);
+    const d = new BlobChunkDecoder(Code.InvalidArgument);
+    const out: Uint8Array[] = [];
+    for (let o = 0; o < stream.length; o++) d.push(stream.subarray(o, o + 1), out);
+    d.end();
+    assert.deepEqual(concatBytes(out), data);
   });
 
   test("errors: oversized (from the header), repeated data field, truncation, compression", () => {
     const dec = (): BlobChunkDecoder => new BlobChunkDecoder(Code.InvalidArgument);
     const huge = new Uint8Array(5);
     new DataView(huge.buffer).setUint32(1, 100 * MiB);
-    assert.throws(() => dec().push(huge, []), (e: unknown) => e instanceof ConnectError && e.code === Code.ResourceExhausted);
+    assert.throws(
+      () => dec().push(huge, []),
+      (e: unknown) => e instanceof ConnectError && e.code === Code.ResourceExhausted,
+    );
     const twice = envelope(new Uint8Array([0x0a, 1, 5, 0x0a, 1, 6]));
     assert.throws(() => dec().push(twice, []), /appears twice/);
     const d = dec();
     d.push(blobChunkPrefix(10), []);
     assert.throws(() => d.end(), /ended inside a message/);
-    assert.throws(() => dec().push(new Uint8Array([1, 0, 0, 0, 0]), []), (e: unknown) => e instanceof ConnectError && e.code === Code.Unimplemented);
-    assert.throws(() => dec().push(envelope(new Uint8Array([0x0a, 9, 1])), []), /longer than its message/);
+    assert.throws(
+      () => dec().push(new Uint8Array([1, 0, 0, 0, 0]), []),
+      (e: unknown) => e instanceof ConnectError && e.code === Code.Unimplemented,
+    );
+    assert.throws(
+      () => dec().push(envelope(new Uint8Array([0x0a, 9, 1])), []),
+      /longer than its message/,
+    );
   });
 });
 
@@ -173,11 +211,19 @@ describe("package names", () => {
     for (const kind of ["blob", "directory", "pathInfo"] as const) {
       assert.equal(snix[kind].typeName, tvix[kind].typeName.replace(/^tvix\./, "snix."));
       assert.deepEqual(
-        snix[kind].methods.map((m) => [m.name, m.methodKind, m.input.typeName.replace(/^snix/, "tvix"), m.output.typeName.replace(/^snix/, "tvix")]),
+        snix[kind].methods.map((m) => [
+          m.name,
+          m.methodKind,
+          m.input.typeName.replace(/^snix/, "tvix"),
+          m.output.typeName.replace(/^snix/, "tvix"),
+        ]),
         tvix[kind].methods.map((m) => [m.name, m.methodKind, m.input.typeName, m.output.typeName]),
       );
     }
-    assert.deepEqual(snix.files.map((f) => f.proto.name), tvix.files.map((f) => f.proto.name.replace(/^tvix\//, "snix/")));
+    assert.deepEqual(
+      snix.files.map((f) => f.proto.name),
+      tvix.files.map((f) => f.proto.name.replace(/^tvix\//, "snix/")),
+    );
     const dir = Directory.fromEntries([
       { name: "a", node: fileNode(hashB3(utf8("a")), 1, true) },
       { name: "l", node: symlinkNode(utf8("a")) },
@@ -186,7 +232,10 @@ describe("package names", () => {
     const decoded = fromBinary(snixDirectory, dir.encode());
     assert.equal(decoded.$typeName, "snix.castore.v1.Directory");
     assert.deepEqual(toBinary(snixDirectory, decoded), dir.encode());
-    assert.deepEqual(toBinary(TvixDirectorySchema, fromBinary(TvixDirectorySchema, dir.encode())), dir.encode());
+    assert.deepEqual(
+      toBinary(TvixDirectorySchema, fromBinary(TvixDirectorySchema, dir.encode())),
+      dir.encode(),
+    );
   });
 });
 
@@ -205,14 +254,26 @@ describe("status mapping (status.ts)", () => {
       assert.equal(again.code, back);
       assert.ok(again.message.startsWith("x: "), again.message);
     }
-    assert.equal(toConnectError(new StorageError("disk", { cause: new Error("EIO") })).rawMessage, "disk: EIO");
+    assert.equal(
+      toConnectError(new StorageError("disk", { cause: new Error("EIO") })).rawMessage,
+      "disk: EIO",
+    );
     assert.equal(toConnectError(new Error("bug")).code, Code.Internal);
     const aborted = new AbortController();
     aborted.abort();
-    assert.equal(fromWire(new ConnectError("x", Code.Canceled), { what: "w", signal: aborted.signal }).code, "Aborted");
+    assert.equal(
+      fromWire(new ConnectError("x", Code.Canceled), { what: "w", signal: aborted.signal }).code,
+      "Aborted",
+    );
     assert.equal(fromWire(new ConnectError("x", Code.Canceled), { what: "w" }).code, "Unavailable");
-    assert.equal(fromWire(new ConnectError("x", Code.Unavailable), { what: "w", closed: true }).code, "Storage");
-    assert.match(fromWire(new ConnectError("x", Code.Unimplemented), { what: "w" }).message, /package=tvix/);
+    assert.equal(
+      fromWire(new ConnectError("x", Code.Unavailable), { what: "w", closed: true }).code,
+      "Storage",
+    );
+    assert.match(
+      fromWire(new ConnectError("x", Code.Unimplemented), { what: "w" }).message,
+      /package=tvix/,
+    );
   });
 });
 
@@ -222,7 +283,10 @@ describe("connections", () => {
     const blobs = await defaultRegistry().build("blob", url);
     await assert.rejects(blobs.has(hashB3(utf8("x"))), isCode("Unavailable"));
     await blobs.close();
-    await assert.rejects(defaultRegistry().build("blob", `${url}?wait-connect=1`), isCode("Unavailable"));
+    await assert.rejects(
+      defaultRegistry().build("blob", `${url}?wait-connect=1`),
+      isCode("Unavailable"),
+    );
   });
 
   test("reconnects after the server restarted", async () => {
@@ -266,12 +330,21 @@ describe("connections", () => {
     const blobs = await defaultRegistry().build("blob", served.url);
     try {
       const t0 = Date.now();
-      await assert.rejects(blobs.has(hashB3(utf8("x")), { signal: AbortSignal.timeout(100) }), isCode("Aborted"));
+      await assert.rejects(
+        blobs.has(hashB3(utf8("x")), { signal: AbortSignal.timeout(100) }),
+        isCode("Aborted"),
+      );
       assert.ok(Date.now() - t0 < 2000);
       // A deadline sent as grpc-timeout, by another client.
-      const conn = createNodeConnection({ target: { kind: "unix", path: served.path }, pkg: "tvix" });
+      const conn = createNodeConnection({
+        target: { kind: "unix", path: served.path },
+        pkg: "tvix",
+      });
       const raw = createClient(storeServices("tvix").blob, conn.transport);
-      await assert.rejects(raw.stat({ digest: hashB3(utf8("y")) }, { timeoutMs: 100 }), (e: unknown) => e instanceof ConnectError && e.code === Code.DeadlineExceeded);
+      await assert.rejects(
+        raw.stat({ digest: hashB3(utf8("y")) }, { timeoutMs: 100 }),
+        (e: unknown) => e instanceof ConnectError && e.code === Code.DeadlineExceeded,
+      );
       conn.close();
       for (let i = 0; i < 50 && slow.aborted < 2; i++) await sleep(20);
       assert.equal(slow.aborted, 2, "both store calls saw their signal fire");
@@ -283,19 +356,31 @@ describe("connections", () => {
 
   test("every call carries a W3C traceparent", async () => {
     const records: LogRecord[] = [];
-    const log = new Logger({ module: "test", filter: parseLogSpec("debug"), sink: (r) => records.push(r) });
+    const log = new Logger({
+      module: "test",
+      filter: parseLogSpec("debug"),
+      sink: (r) => records.push(r),
+    });
     const served = await serve(memoryStores(), { log });
     const blobs = await defaultRegistry().build("blob", served.url);
     try {
       assert.equal(await blobs.openRead(hashB3(utf8("missing"))), undefined); // Stat: NOT_FOUND, logged
-      const conn = createNodeConnection({ target: { kind: "unix", path: served.path }, pkg: "snix" });
+      const conn = createNodeConnection({
+        target: { kind: "unix", path: served.path },
+        pkg: "snix",
+      });
       await assert.rejects(async () => {
-        for await (const _ of conn.readBlob(hashB3(utf8("missing")), new AbortController().signal)) {
+        for await (const _ of conn.readBlob(
+          hashB3(utf8("missing")),
+          new AbortController().signal,
+        )) {
           // nothing
         }
       }); // Read (the fast path): NOT_FOUND, logged
       conn.close();
-      const traced = records.map((r) => r.fields.traceparent);
+      const traced = records
+        .filter((r) => r.msg.startsWith("call"))
+        .map((r) => r.fields.traceparent);
       assert.ok(traced.length >= 2, JSON.stringify(records));
       for (const t of traced) assert.match(String(t), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
       assert.notEqual(traced[0], traced[1], "one per call");
@@ -345,13 +430,19 @@ describe("clients trust nothing", () => {
       const r = await blobs.openRead(hashB3(real));
       assert.ok(r !== undefined);
       const seen: number[] = [];
-      await assert.rejects(async () => {
-        for await (const c of r.stream()) seen.push(c.length);
-      }, isCode("Integrity", /digest/));
+      await assert.rejects(
+        async () => {
+          for await (const c of r.stream()) seen.push(c.length);
+        },
+        isCode("Integrity", /digest/),
+      );
       assert.ok(seen.reduce((a, b) => a + b, 0) < real.length, "the stream never completed");
       await assert.rejects(r.read(10, 10), isCode("Integrity"));
       lying.wrongPutDigest = true;
-      await assert.rejects(putBlob(blobs, utf8("honest bytes")), isCode("Integrity", /answered digest/));
+      await assert.rejects(
+        putBlob(blobs, utf8("honest bytes")),
+        isCode("Integrity", /answered digest/),
+      );
     } finally {
       await blobs.close();
       await served.close();
@@ -366,7 +457,7 @@ describe("clients trust nothing", () => {
       override async get(digest: B3Digest, options?: CallOptions) {
         return super.get(toHex(digest) === toHex(a.digest()) ? b.digest() : digest, options);
       }
-      override async *getRecursive(r: B3Digest) {
+      override async *getRecursive(_r: B3Digest) {
         yield root;
         yield b;
       }
@@ -379,11 +470,14 @@ describe("clients trust nothing", () => {
     const client = await defaultRegistry().build("directory", served.url);
     try {
       await assert.rejects(client.get(a.digest()), isCode("Integrity", /instead/));
-      await assert.rejects(async () => {
-        for await (const _ of client.getRecursive(root.digest())) {
-          // consume
-        }
-      }, isCode("Integrity", /not referenced/));
+      await assert.rejects(
+        async () => {
+          for await (const _ of client.getRecursive(root.digest())) {
+            // consume
+          }
+        },
+        isCode("Integrity", /not referenced/),
+      );
     } finally {
       await client.close();
       await served.close();
@@ -461,10 +555,23 @@ describe("blob reads", () => {
       const parts: Uint8Array[] = [];
       for await (const c of r.stream(299_999)) parts.push(c);
       assert.deepEqual(concatBytes(parts), data.subarray(299_999));
-      // A chunk list that lies about a chunk's content.
+      // A chunk list that does not make up the blob (every chunk genuine):
+      // a whole read notices.
       chunked.lists.set(digestKey(digest), [list![1]!, ...list!.slice(1)]);
       const liar = await client.openRead(digest);
-      await assert.rejects(liar!.read(0, 10), isCode("Integrity"));
+      await assert.rejects(
+        async () => {
+          for await (const _ of liar!.stream()) {
+            // consume
+          }
+        },
+        isCode("Integrity", /make up a blob/),
+      );
+      // A chunk list naming a chunk whose bytes are not what it says.
+      const forged = { digest: list![0]!.digest, size: list![0]!.size + 1 };
+      chunked.lists.set(digestKey(digest), [forged, ...list!.slice(1)]);
+      const liar2 = await client.openRead(digest);
+      await assert.rejects(liar2!.read(0, 10), isCode("Integrity", /bytes, expected/));
     } finally {
       await client.close();
       await served.close();
@@ -485,7 +592,8 @@ describe("blob reads", () => {
               return {};
             },
             async *read() {
-              for (let o = 0; o < data.length; o += 100_000) yield { data: data.subarray(o, o + 100_000) };
+              for (let o = 0; o < data.length; o += 100_000)
+                yield { data: data.subarray(o, o + 100_000) };
             },
           }),
       }),
@@ -511,11 +619,22 @@ describe("server", () => {
     const served = await serve(memoryStores({ blobs: slow }));
     const conn = createNodeConnection({ target: { kind: "unix", path: served.path }, pkg: "snix" });
     const health = createClient(Health, conn.transport);
-    const blobs = new GrpcBlobService(createNodeConnection({ target: { kind: "unix", path: served.path }, pkg: "snix" }));
+    const blobs = new GrpcBlobService(
+      createNodeConnection({ target: { kind: "unix", path: served.path }, pkg: "snix" }),
+    );
     try {
-      assert.equal((await health.check({ service: "" })).status, HealthCheckResponse_ServingStatus.SERVING);
-      assert.equal((await health.check({ service: "tvix.store.v1.PathInfoService" })).status, HealthCheckResponse_ServingStatus.SERVING);
-      await assert.rejects(health.check({ service: "nope.Service" }), (e: unknown) => e instanceof ConnectError && e.code === Code.NotFound);
+      assert.equal(
+        (await health.check({ service: "" })).status,
+        HealthCheckResponse_ServingStatus.SERVING,
+      );
+      assert.equal(
+        (await health.check({ service: "tvix.store.v1.PathInfoService" })).status,
+        HealthCheckResponse_ServingStatus.SERVING,
+      );
+      await assert.rejects(
+        health.check({ service: "nope.Service" }),
+        (e: unknown) => e instanceof ConnectError && e.code === Code.NotFound,
+      );
       const statuses: number[] = [];
       const watching = (async () => {
         for await (const m of health.watch({ service: "" })) statuses.push(m.status);
@@ -528,7 +647,10 @@ describe("server", () => {
       assert.equal(await running, false);
       await closing;
       await watching;
-      assert.deepEqual(statuses, [HealthCheckResponse_ServingStatus.SERVING, HealthCheckResponse_ServingStatus.NOT_SERVING]);
+      assert.deepEqual(statuses, [
+        HealthCheckResponse_ServingStatus.SERVING,
+        HealthCheckResponse_ServingStatus.NOT_SERVING,
+      ]);
       assert.equal(slow.aborted, 0);
     } finally {
       conn.close();
@@ -560,9 +682,17 @@ describe("server", () => {
       keepCase: true,
     });
     type Stream = grpcJs.ClientDuplexStream<unknown, Record<string, unknown>>;
-    type Ctor = new (target: string, creds: grpcJs.ChannelCredentials) => { ServerReflectionInfo(): Stream; close(): void };
-    const pkg = grpcJs.loadPackageDefinition(def) as unknown as { grpc: { reflection: { v1: { ServerReflection: Ctor } } } };
-    const client = new pkg.grpc.reflection.v1.ServerReflection(`unix:${served.path}`, grpcJs.credentials.createInsecure());
+    type Ctor = new (
+      target: string,
+      creds: grpcJs.ChannelCredentials,
+    ) => { ServerReflectionInfo(): Stream; close(): void };
+    const pkg = grpcJs.loadPackageDefinition(def) as unknown as {
+      grpc: { reflection: { v1: { ServerReflection: Ctor } } };
+    };
+    const client = new pkg.grpc.reflection.v1.ServerReflection(
+      `unix:${served.path}`,
+      grpcJs.credentials.createInsecure(),
+    );
     try {
       const call = client.ServerReflectionInfo();
       const answers: Record<string, unknown>[] = [];
@@ -576,25 +706,55 @@ describe("server", () => {
       call.write({ file_containing_symbol: "no.Such" });
       call.end();
       await done;
-      const services = (answers[0]!.list_services_response as { service: { name: string }[] }).service.map((s) => s.name);
-      for (const s of ["snix.castore.v1.BlobService", "tvix.store.v1.PathInfoService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]) {
+      const services = (
+        answers[0]!.list_services_response as { service: { name: string }[] }
+      ).service.map((s) => s.name);
+      for (const s of [
+        "snix.castore.v1.BlobService",
+        "tvix.store.v1.PathInfoService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+      ]) {
         assert.ok(services.includes(s), s);
       }
-      const files = (answers[1]!.file_descriptor_response as { file_descriptor_proto: Buffer[] }).file_descriptor_proto.map((b) => fromBinary(FileDescriptorProtoSchema, b));
+      const files = (
+        answers[1]!.file_descriptor_response as { file_descriptor_proto: Buffer[] }
+      ).file_descriptor_proto.map((b) => fromBinary(FileDescriptorProtoSchema, b));
       assert.equal(files[0]!.name, "snix/castore/v1/rpc_blobstore.proto");
       assert.equal(files[0]!.package, "snix.castore.v1");
-      assert.equal(files[0]!.service[0]!.method.find((m) => m.name === "Read")!.outputType, ".snix.castore.v1.BlobChunk");
-      assert.equal((answers[2]!.error_response as { error_code: number }).error_code, Code.NotFound);
+      assert.equal(
+        files[0]!.service[0]!.method.find((m) => m.name === "Read")!.outputType,
+        ".snix.castore.v1.BlobChunk",
+      );
+      assert.equal(
+        (answers[2]!.error_response as { error_code: number }).error_code,
+        Code.NotFound,
+      );
       // v1alpha, derived from v1 at load time.
-      const conn = createNodeConnection({ target: { kind: "unix", path: served.path }, pkg: "snix" });
+      const conn = createNodeConnection({
+        target: { kind: "unix", path: served.path },
+        pkg: "snix",
+      });
       const alpha = createClient(ServerReflectionV1Alpha, conn.transport);
       async function* one() {
-        yield { messageRequest: { case: "fileByFilename" as const, value: "tvix/store/v1/rpc_pathinfo.proto" } };
+        yield {
+          messageRequest: {
+            case: "fileByFilename" as const,
+            value: "tvix/store/v1/rpc_pathinfo.proto",
+          },
+        };
       }
       for await (const res of alpha.serverReflectionInfo(one())) {
         assert.equal(res.messageResponse.case, "fileDescriptorResponse");
-        const names = (res.messageResponse.value as { fileDescriptorProto: Uint8Array[] }).fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b).name);
-        assert.deepEqual(names.sort(), ["tvix/castore/v1/castore.proto", "tvix/store/v1/pathinfo.proto", "tvix/store/v1/rpc_pathinfo.proto"]);
+        const names = (
+          res.messageResponse.value as { fileDescriptorProto: Uint8Array[] }
+        ).fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b).name);
+        assert.deepEqual(names.sort(), [
+          "tvix/castore/v1/castore.proto",
+          "tvix/store/v1/pathinfo.proto",
+          "tvix/store/v1/rpc_pathinfo.proto",
+        ]);
       }
       conn.close();
     } finally {
@@ -613,8 +773,14 @@ describe("server", () => {
     const baseUrl = `http://127.0.0.1:${port}`;
     try {
       const snix = storeServices("snix");
-      const connect = createClient(snix.blob, createConnectTransport({ baseUrl, httpVersion: "1.1" }));
-      assert.equal((await connect.stat({ digest, sendChunks: true })).chunks[0]!.size, BigInt(data.length));
+      const connect = createClient(
+        snix.blob,
+        createConnectTransport({ baseUrl, httpVersion: "1.1" }),
+      );
+      assert.equal(
+        (await connect.stat({ digest, sendChunks: true })).chunks[0]!.size,
+        BigInt(data.length),
+      );
       const web = createClient(snix.blob, createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }));
       const parts: Uint8Array[] = [];
       for await (const m of web.read({ digest })) parts.push(m.data);
@@ -647,12 +813,24 @@ describe("server", () => {
       assert.deepEqual(got.sha256, want.sha256);
       const raw = createClient(storeServices("snix").pathInfo, conn.transport);
       const named = create(storeServices("snix").pathInfo.method.calculateNAR.input, {
-        node: { case: "directory", value: { name: utf8("x"), digest: leaf.digest(), size: BigInt(leaf.size) } },
+        node: {
+          case: "directory",
+          value: { name: utf8("x"), digest: leaf.digest(), size: BigInt(leaf.size) },
+        },
       });
-      await assert.rejects(raw.calculateNAR(named), (e: unknown) => e instanceof ConnectError && e.code === Code.InvalidArgument);
-      await assert.rejects(client.calculateNar(fileNode(hashB3(utf8("missing")), 7)), isCode("Storage", /NotFound/));
+      await assert.rejects(
+        raw.calculateNAR(named),
+        (e: unknown) => e instanceof ConnectError && e.code === Code.InvalidArgument,
+      );
+      await assert.rejects(
+        client.calculateNar(fileNode(hashB3(utf8("missing")), 7)),
+        isCode("Storage", /NotFound/),
+      );
       // Snix answers UNIMPLEMENTED for a Get without by_what.
-      await assert.rejects(raw.get({}), (e: unknown) => e instanceof ConnectError && e.code === Code.Unimplemented);
+      await assert.rejects(
+        raw.get({}),
+        (e: unknown) => e instanceof ConnectError && e.code === Code.Unimplemented,
+      );
     } finally {
       await client.close();
       await served.close();
@@ -665,8 +843,13 @@ describe("server", () => {
     const dirs = new GrpcDirectoryService(conn, { ownsConnection: false });
     try {
       const leaf = Directory.fromEntries([{ name: "x", node: fileNode(hashB3(utf8("x")), 1) }]);
-      const orphan = Directory.fromEntries([{ name: "sub", node: directoryNode(hashB3(utf8("gone")), 2) }]);
-      await assert.rejects(dirs.put(orphan), isCode("InvalidInput", /neither sent .* nor is it stored/));
+      const orphan = Directory.fromEntries([
+        { name: "sub", node: directoryNode(hashB3(utf8("gone")), 2) },
+      ]);
+      await assert.rejects(
+        dirs.put(orphan),
+        isCode("InvalidInput", /neither sent .* nor is it stored/),
+      );
       assert.equal(toHex(await dirs.put(leaf)), toHex(leaf.digest()));
     } finally {
       await dirs.close();

@@ -22,7 +22,6 @@
  * - Durability: a strata server makes a blob durable before it answers
  *   `Put`, so `sync()` has nothing left to do.
  */
-import { createClient, type Client } from "@connectrpc/connect";
 import { IntegrityError, InvalidInputError, StorageError, throwIfAborted } from "../../errors.js";
 import { storeServices } from "../../proto/packages.js";
 import { createBlake3 } from "../blake3.js";
@@ -34,13 +33,7 @@ import { ClientCore, type GrpcClientInit } from "../grpc/client-core.js";
 import type { GrpcConnection } from "../grpc/connection.js";
 import { PushQueue } from "../grpc/push-queue.js";
 import { isNotFound } from "../grpc/status.js";
-import type {
-  BlobReader,
-  BlobService,
-  BlobWriter,
-  ChunkMeta,
-  StreamOptions,
-} from "./service.js";
+import type { BlobReader, BlobService, BlobWriter, ChunkMeta, StreamOptions } from "./service.js";
 
 /** How the server describes a blob: its size, and its chunks if it stores it chunked. */
 interface BlobLayout {
@@ -51,11 +44,11 @@ interface BlobLayout {
 
 export class GrpcBlobService implements BlobService {
   readonly #core: ClientCore;
-  readonly #client: Client<ReturnType<typeof storeServices>["blob"]>;
+  readonly #blob: ReturnType<typeof storeServices>["blob"];
 
   constructor(conn: GrpcConnection, init?: GrpcClientInit) {
     this.#core = new ClientCore(conn, "blob service", init);
-    this.#client = createClient(storeServices(conn.pkg).blob, conn.transport);
+    this.#blob = storeServices(conn.pkg).blob;
   }
 
   /** @internal */
@@ -64,22 +57,35 @@ export class GrpcBlobService implements BlobService {
   }
 
   has(digest: B3Digest, options?: CallOptions): Promise<boolean> {
-    return this.#core.run(`has ${formatB3(digest)}`, options, async (signal) => {
-      try {
-        await this.#client.stat({ digest, sendChunks: false }, { signal });
-        return true;
-      } catch (err) {
-        if (isNotFound(err)) return false;
-        throw err;
-      }
-    });
+    return this.#core.run(
+      () => `has ${formatB3(digest)}`,
+      options,
+      async (signal) => {
+        try {
+          await this.#core.conn.unary(
+            this.#blob.method.stat,
+            { digest, sendChunks: false },
+            signal,
+          );
+          return true;
+        } catch (err) {
+          if (isNotFound(err)) return false;
+          throw err;
+        }
+      },
+    );
   }
 
   /** The chunk list as the server sends it, validated; undefined if the blob does not exist. */
-  async #stat(digest: B3Digest, signal: AbortSignal): Promise<ChunkMeta[] | undefined> {
+  async #stat(digest: B3Digest, signal: AbortSignal | undefined): Promise<ChunkMeta[] | undefined> {
     let chunks: { digest: Uint8Array; size: bigint }[];
     try {
-      chunks = (await this.#client.stat({ digest, sendChunks: true }, { signal })).chunks;
+      const res = await this.#core.conn.unary(
+        this.#blob.method.stat,
+        { digest, sendChunks: true },
+        signal,
+      );
+      chunks = res.chunks;
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -107,13 +113,17 @@ export class GrpcBlobService implements BlobService {
   }
 
   chunks(digest: B3Digest, options?: CallOptions): Promise<ChunkMeta[] | undefined> {
-    return this.#core.run(`chunks of ${formatB3(digest)}`, options, async (signal) => {
-      const list = await this.#stat(digest, signal);
-      if (list === undefined) return undefined;
-      // A single entry is the blob itself (how a strata server reports the
-      // size of a blob stored whole): not a chunking.
-      return list.length <= 1 ? [] : list;
-    });
+    return this.#core.run(
+      () => `chunks of ${formatB3(digest)}`,
+      options,
+      async (signal) => {
+        const list = await this.#stat(digest, signal);
+        if (list === undefined) return undefined;
+        // A single entry is the blob itself (how a strata server reports the
+        // size of a blob stored whole): not a chunking.
+        return list.length <= 1 ? [] : list;
+      },
+    );
   }
 
   openRead(digest: B3Digest, options?: CallOptions): Promise<BlobReader | undefined> {
@@ -130,7 +140,8 @@ export class GrpcBlobService implements BlobService {
         // The server stores it whole and does not say how big it is: one
         // verified pass to learn the size.
         let size = 0;
-        for await (const piece of this.verifiedRead(digest, undefined, signal)) size += piece.length;
+        for await (const piece of this.verifiedRead(digest, undefined, this.#core.signal(signal)))
+          size += piece.length;
         layout = { size, chunks: undefined };
       }
       return new GrpcBlobReader(this, digest, layout);
@@ -253,6 +264,15 @@ class GrpcBlobReader implements BlobReader {
     // Ends the call when the consumer stops early (connect does not on its own).
     const done = new AbortController();
     const signal = core.signal(options?.signal, done.signal);
+    // Chunks are verified one by one; that the list of chunks makes up this
+    // blob can only be checked by hashing all of it, which a whole read does
+    // (holding its last piece back until then). A range read of a chunked
+    // blob trusts the list, as every chunked reader must without bao.
+    const whole =
+      this.#layout.chunks !== undefined && start === 0 && end === this.size
+        ? createBlake3()
+        : undefined;
+    let held: Uint8Array | undefined;
     try {
       let pos = 0;
       for (const unit of this.#units(start, end)) {
@@ -262,13 +282,29 @@ class GrpcBlobReader implements BlobReader {
           if (pieceEnd > start && pos < end) {
             const part = piece.subarray(Math.max(start, pos) - pos, Math.min(end, pieceEnd) - pos);
             for (let o = 0; o < part.length; o += BLOB_CHUNK_BYTES) {
-              yield part.subarray(o, o + BLOB_CHUNK_BYTES);
+              const out = part.subarray(o, o + BLOB_CHUNK_BYTES);
+              if (whole === undefined) {
+                yield out;
+                continue;
+              }
+              whole.update(out);
+              if (held !== undefined) yield held;
+              held = out;
             }
           }
           pos = pieceEnd;
           if (this.#closed) throw new StorageError(`${core.label}: ${what}: the reader is closed`);
         }
         throwIfAborted(options?.signal);
+      }
+      if (whole !== undefined) {
+        const got = whole.digest();
+        if (!bytesEqual(got, this.#digest)) {
+          throw new IntegrityError(
+            `${core.label}: ${what}: the chunks the server listed make up a blob with digest ${formatB3(got)}`,
+          );
+        }
+        if (held !== undefined) yield held;
       }
     } catch (err) {
       throw core.error(err, what, options?.signal);

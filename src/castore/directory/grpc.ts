@@ -17,8 +17,8 @@ import { storeServices } from "../../proto/packages.js";
 import { bytesEqual } from "../bytes.js";
 import type { CallOptions } from "../call-options.js";
 import { type B3Digest, formatB3 } from "../digest.js";
-import { directoryFromProto, directoryToProto } from "../directory-proto.js";
 import { Directory } from "../directory.js";
+import { directoryFromProto, directoryToProto } from "../directory-proto.js";
 import { ClientCore, type GrpcClientInit } from "../grpc/client-core.js";
 import type { GrpcConnection } from "../grpc/connection.js";
 import { PushQueue } from "../grpc/push-queue.js";
@@ -58,7 +58,7 @@ export class GrpcDirectoryService implements DirectoryService {
       let found: Directory | undefined;
       try {
         const request = { byWhat: { case: "digest" as const, value: digest }, recursive: false };
-        for await (const msg of this.#client.get(request, { signal })) {
+        for await (const msg of this.#client.get(request, { signal: this.#core.signal(signal) })) {
           if (found !== undefined) {
             throw new IntegrityError(`${what}: the server sent more than one directory`);
           }
@@ -83,7 +83,7 @@ export class GrpcDirectoryService implements DirectoryService {
       async function* one() {
         yield directoryToProto(directory.entries);
       }
-      const res = await this.#uploads.put(one(), { signal });
+      const res = await this.#uploads.put(one(), { signal: this.#core.signal(signal) });
       return checkRoot(res.rootDigest, directory, `${this.#core.label}: ${what}`);
     });
   }
@@ -157,7 +157,9 @@ class GrpcDirectoryPutter implements DirectoryPutter {
   #check(what: string, options: CallOptions | undefined): void {
     this.#core.check(what, this.#signal, options?.signal);
     if (this.#state !== "open") {
-      throw new InvalidInputError(`${this.#core.label}: putMultiple: the upload was already ${this.#state}`);
+      throw new InvalidInputError(
+        `${this.#core.label}: putMultiple: the upload was already ${this.#state}`,
+      );
     }
   }
 

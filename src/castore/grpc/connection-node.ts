@@ -20,9 +20,20 @@ import {
   type ClientHttp2Stream,
   type ClientSessionOptions,
   constants as h2constants,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
 } from "node:http2";
 import { connect as netConnect } from "node:net";
-import { type DescMethodStreaming, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  create,
+  type DescMessage,
+  type DescMethodStreaming,
+  type DescMethodUnary,
+  fromBinary,
+  type MessageInitShape,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -30,11 +41,6 @@ import {
   type Interceptor,
   type Transport,
 } from "@connectrpc/connect";
-import {
-  createNodeHttpClient,
-  createGrpcTransport,
-  Http2SessionManager,
-} from "@connectrpc/connect-node";
 import {
   createAsyncIterable,
   createMethodUrl,
@@ -47,6 +53,11 @@ import {
   validateResponseWithCompression,
   validateTrailer,
 } from "@connectrpc/connect/protocol-grpc";
+import {
+  createGrpcTransport,
+  createNodeHttpClient,
+  Http2SessionManager,
+} from "@connectrpc/connect-node";
 import { UnavailableError } from "../../errors.js";
 import {
   PutBlobResponseSchema,
@@ -54,7 +65,7 @@ import {
 } from "../../proto/gen/tvix/castore/v1/rpc_blobstore_pb.js";
 import { type ProtoPackage, storeServices } from "../../proto/packages.js";
 import { BlobChunkDecoder, blobChunkPrefix, envelope, MAX_MESSAGE_BYTES } from "./blob-frames.js";
-import { type GrpcConnection, traceparentInterceptor } from "./connection.js";
+import { type GrpcConnection, newTraceparent, traceparentInterceptor } from "./connection.js";
 
 /** HTTP/2 flow control and framing for both ends (client and server). */
 export const H2_TUNING = {
@@ -154,6 +165,8 @@ export function createNodeConnection(init: NodeConnectionInit): GrpcConnection {
 /** One HTTP/2 connection (reconnecting), as connect's transports and our own calls use it. */
 interface Channel {
   readonly manager: Http2SessionManager;
+  /** Streams of this channel's connection (window widening and reset fix applied). */
+  readonly request: (path: string, headers: OutgoingHttpHeaders) => Promise<ClientHttp2Stream>;
   readonly httpClient: UniversalClientFn;
   readonly transport: Transport;
 }
@@ -162,6 +175,9 @@ class NodeGrpcConnection implements GrpcConnection {
   readonly target: string;
   readonly pkg: ProtoPackage;
   readonly #interceptors: Interceptor[];
+  readonly #traceparent: (() => string | undefined) | undefined;
+  /** Bytes of unary requests in flight on the main connection (see ByteBudget). */
+  readonly #unaryBudget = new ByteBudget(MAX_UNARY_INFLIGHT_BYTES);
   readonly #origin: string;
   /** Calls whose large part flows to the client (and small calls). */
   readonly #main: Channel;
@@ -192,8 +208,14 @@ class NodeGrpcConnection implements GrpcConnection {
     } else {
       const host = t.host.includes(":") ? `[${t.host}]` : t.host;
       this.#origin = `${t.tls ? "https" : "http"}://${host}:${t.port}`;
+      if (!t.tls) {
+        // Small calls must not wait for Nagle's algorithm.
+        const { host: h, port } = t;
+        nodeOptions.createConnection = () => netConnect({ host: h, port, noDelay: true });
+      }
     }
     this.#interceptors = [traceparentInterceptor(init.traceparent)];
+    this.#traceparent = init.traceparent;
     const channel = (): Channel => {
       const manager = new Http2SessionManager(
         this.#origin,
@@ -220,7 +242,16 @@ class NodeGrpcConnection implements GrpcConnection {
       };
       return {
         manager,
-        httpClient: createNodeHttpClient({ httpVersion: "2", sessionProvider: () => sessionManager }),
+        // For unary calls: the request ends at once, so no reset fix is needed.
+        request: async (path, headers) => {
+          const stream = await manager.request("POST", path, headers, {});
+          widenConnectionWindow(stream.session as ClientHttp2Session, widened);
+          return stream;
+        },
+        httpClient: createNodeHttpClient({
+          httpVersion: "2",
+          sessionProvider: () => sessionManager,
+        }),
         transport: createGrpcTransport({
           baseUrl: this.#origin,
           sessionManager,
@@ -256,6 +287,78 @@ class NodeGrpcConnection implements GrpcConnection {
     const reason = new ConnectError("the client was closed", Code.Canceled);
     this.#main.manager.abort(reason);
     this.#upload.manager.abort(reason);
+  }
+
+  /**
+   * A unary call straight on an HTTP/2 stream: connect's generic client
+   * pipeline costs several times the exchange itself per small request.
+   * Same protocol, status handling and cancellation.
+   */
+  async unary<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    input: MessageInitShape<I>,
+    signal: AbortSignal | undefined,
+  ): Promise<MessageShape<O>> {
+    if (signal?.aborted) throw new ConnectError("the call was cancelled", Code.Canceled);
+    const body = envelope(toBinary(method.input, create(method.input, input)));
+    const cost = body.length + REQUEST_OVERHEAD_BYTES;
+    await this.#unaryBudget.acquire(cost, signal);
+    let stream: ClientHttp2Stream;
+    try {
+      stream = await this.#main.request(`/${method.parent.typeName}/${method.name}`, {
+        "content-type": "application/grpc+proto",
+        te: "trailers",
+        "user-agent": USER_AGENT,
+        traceparent: this.#traceparent?.() ?? newTraceparent(),
+      });
+    } catch (err) {
+      this.#unaryBudget.release(cost);
+      throw err;
+    }
+    stream.once("close", () => this.#unaryBudget.release(cost));
+    return new Promise<MessageShape<O>>((resolve, reject) => {
+      let headers: IncomingHttpHeaders | undefined;
+      let trailers: IncomingHttpHeaders | undefined;
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let failed: ConnectError | undefined;
+      const onAbort = (): void => {
+        failed ??= new ConnectError("the call was cancelled", Code.Canceled);
+        stream.close(h2constants.NGHTTP2_CANCEL);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      stream.on("response", (h) => {
+        headers = h;
+      });
+      stream.on("trailers", (t) => {
+        trailers = t;
+      });
+      stream.on("data", (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_MESSAGE_BYTES + 5) {
+          failed ??= new ConnectError(
+            "response larger than the message limit",
+            Code.ResourceExhausted,
+          );
+          stream.close(h2constants.NGHTTP2_CANCEL);
+        } else {
+          chunks.push(c);
+        }
+      });
+      stream.on("error", (err) => {
+        failed ??= ConnectError.from(err, Code.Unavailable);
+      });
+      stream.on("close", () => {
+        signal?.removeEventListener("abort", onAbort);
+        try {
+          if (failed !== undefined) throw failed;
+          resolve(unaryResult(method, headers, trailers, chunks, size, stream.rstCode));
+        } catch (err) {
+          reject(err);
+        }
+      });
+      stream.end(body);
+    });
   }
 
   /** Runs one streaming call of BlobService with a hand-framed body and response. */
@@ -308,7 +411,9 @@ class NodeGrpcConnection implements GrpcConnection {
   }
 
   async *readBlob(digest: Uint8Array, signal: AbortSignal): AsyncGenerator<Uint8Array> {
-    const request = envelope(toBinary(ReadBlobRequestSchema, { $typeName: "tvix.castore.v1.ReadBlobRequest", digest }));
+    const request = envelope(
+      toBinary(ReadBlobRequestSchema, { $typeName: "tvix.castore.v1.ReadBlobRequest", digest }),
+    );
     const data = await this.#call<Uint8Array>(
       "Read",
       createAsyncIterable([request]),
@@ -332,6 +437,135 @@ class NodeGrpcConnection implements GrpcConnection {
     }
     // A plain Uint8Array, not a view typed as Buffer.
     return Uint8Array.from(fromBinary(PutBlobResponseSchema, payload).digest);
+  }
+}
+
+const USER_AGENT = "strata-grpc (connect-es/2)";
+
+/**
+ * Request bytes of unary calls in flight per connection. Node's HTTP/2
+ * stops reading a socket while one of its writes is pending; when two Node
+ * processes both write more than the socket buffers hold (hundreds of
+ * concurrent calls each way on a unix socket, whose buffers are ~200 KiB),
+ * neither reads again. Keeping what we send well below that means our
+ * writes never block, so we always read. (Bulk uploads have a connection of
+ * their own, and a flow control window.)
+ */
+const MAX_UNARY_INFLIGHT_BYTES = 64 * 1024;
+/** What a request costs besides its message (HEADERS frame, envelope). */
+const REQUEST_OVERHEAD_BYTES = 256;
+
+/** A counting semaphore over bytes; a single oversized request is let through alone. */
+class ByteBudget {
+  readonly #limit: number;
+  #used = 0;
+  readonly #waiting: { cost: number; resolve: () => void }[] = [];
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  acquire(cost: number, signal: AbortSignal | undefined): Promise<void> {
+    if (this.#waiting.length === 0 && (this.#used === 0 || this.#used + cost <= this.#limit)) {
+      this.#used += cost;
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      const entry = {
+        cost,
+        resolve: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
+      };
+      const onAbort = (): void => {
+        const i = this.#waiting.indexOf(entry);
+        if (i !== -1) this.#waiting.splice(i, 1);
+        reject(new ConnectError("the call was cancelled", Code.Canceled));
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#waiting.push(entry);
+    });
+  }
+
+  release(cost: number): void {
+    this.#used -= cost;
+    while (this.#waiting.length > 0) {
+      const next = this.#waiting[0]!;
+      if (this.#used !== 0 && this.#used + next.cost > this.#limit) break;
+      this.#waiting.shift();
+      this.#used += next.cost;
+      next.resolve();
+    }
+  }
+}
+
+/** The answer of a unary call from what arrived, or the ConnectError its status says. */
+function unaryResult<O extends DescMessage>(
+  method: DescMethodUnary<DescMessage, O>,
+  headers: IncomingHttpHeaders | undefined,
+  trailers: IncomingHttpHeaders | undefined,
+  chunks: Buffer[],
+  size: number,
+  rstCode: number | undefined,
+): MessageShape<O> {
+  if (headers === undefined) {
+    throw new ConnectError(
+      `the stream was reset (HTTP/2 code ${rstCode ?? "?"}) before an answer`,
+      Code.Unavailable,
+    );
+  }
+  const httpStatus = Number(headers[":status"]);
+  const status = trailers?.["grpc-status"] ?? headers["grpc-status"];
+  const message = trailers?.["grpc-message"] ?? headers["grpc-message"];
+  if (status === undefined) {
+    throw new ConnectError(
+      httpStatus === 200 ? "protocol error: missing status" : `HTTP ${httpStatus}`,
+      httpStatus === 200 ? Code.Internal : codeFromHttp(httpStatus),
+    );
+  }
+  const code = Number(status);
+  if (code !== 0) {
+    const text = typeof message === "string" ? safeDecode(message) : "";
+    throw new ConnectError(text, code in Code ? (code as Code) : Code.Unknown);
+  }
+  const all = Buffer.concat(chunks, size);
+  if (size < 5 || all[0] !== 0 || all.readUInt32BE(1) !== size - 5) {
+    throw new ConnectError(
+      "protocol error: expected exactly one uncompressed response message",
+      Code.Internal,
+    );
+  }
+  // A plain Uint8Array, so that bytes fields are not Buffers.
+  return fromBinary(method.output, new Uint8Array(all.buffer, all.byteOffset + 5, size - 5));
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** gRPC's mapping of HTTP statuses without a grpc-status. */
+function codeFromHttp(status: number): Code {
+  switch (status) {
+    case 400:
+      return Code.Internal;
+    case 401:
+      return Code.Unauthenticated;
+    case 403:
+      return Code.PermissionDenied;
+    case 404:
+      return Code.Unimplemented;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return Code.Unavailable;
+    default:
+      return Code.Unknown;
   }
 }
 
@@ -370,7 +604,10 @@ async function* readUnaryResponse(
   for await (const chunk of res.body) {
     size += chunk.length;
     if (size > MAX_MESSAGE_BYTES + 5) {
-      throw new ConnectError("protocol error: response larger than the limit", Code.ResourceExhausted);
+      throw new ConnectError(
+        "protocol error: response larger than the limit",
+        Code.ResourceExhausted,
+      );
     }
     parts.push(chunk);
   }
@@ -379,7 +616,10 @@ async function* readUnaryResponse(
   const all = Buffer.concat(parts, size);
   const length = all.readUInt32BE(1);
   if (all[0] !== 0 || size !== 5 + length) {
-    throw new ConnectError("protocol error: expected exactly one uncompressed message", Code.Internal);
+    throw new ConnectError(
+      "protocol error: expected exactly one uncompressed message",
+      Code.Internal,
+    );
   }
   yield all.subarray(5);
 }

@@ -7,6 +7,12 @@
  * transport (e.g. connect-web in a browser) with the generic message path.
  * Browser-safe.
  */
+import type {
+  DescMessage,
+  DescMethodUnary,
+  MessageInitShape,
+  MessageShape,
+} from "@bufbuild/protobuf";
 import { createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { type ProtoPackage, storeServices } from "../../proto/packages.js";
 
@@ -35,6 +41,15 @@ export interface GrpcConnection {
    * server answered. A piece counts as sent once the next one is asked for.
    */
   putBlob(data: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<Uint8Array>;
+  /**
+   * A unary call (the clients' small requests: Stat, PathInfo Get/Put, ...).
+   * Failures reject as ConnectErrors.
+   */
+  unary<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    input: MessageInitShape<I>,
+    signal: AbortSignal | undefined,
+  ): Promise<MessageShape<O>>;
   /** Opens the connection now (`wait-connect=1`); rejects if the server cannot be reached. */
   connect(): Promise<void>;
   /** Closes the connection; calls still running fail. */
@@ -55,11 +70,19 @@ export function traceparentInterceptor(current?: () => string | undefined): Inte
   };
 }
 
+/** Random bytes for trace ids, drawn from the system in batches (one draw per call is costly). */
+const pool = new Uint8Array(4096);
+let poolUsed = pool.length;
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
 function randomHex(bytes: number): string {
-  const b = new Uint8Array(bytes);
-  crypto.getRandomValues(b);
+  if (poolUsed + bytes > pool.length) {
+    crypto.getRandomValues(pool);
+    poolUsed = 0;
+  }
   let s = "";
-  for (const x of b) s += x.toString(16).padStart(2, "0");
+  for (let i = 0; i < bytes; i++) s += HEX[pool[poolUsed++]!]!;
   return s;
 }
 
@@ -88,6 +111,9 @@ export function transportConnection(
         for await (const d of data) yield { data: d };
       }
       return (await blobs.put(messages(), { signal })).digest;
+    },
+    async unary(method, input, signal) {
+      return (await transport.unary(method, signal, undefined, undefined, input)).message;
     },
     async connect() {},
     close() {},

@@ -9,7 +9,7 @@
  * | (not found)       | NOT_FOUND           | `undefined` where the interface says so, else Storage |
  * | InvalidInput      | INVALID_ARGUMENT    | InvalidInput (also OUT_OF_RANGE) |
  * | Integrity         | DATA_LOSS           | Integrity                 |
- * | Unavailable       | UNAVAILABLE         | Unavailable (also DEADLINE_EXCEEDED, ABORTED, and CANCELLED when we did not cancel) |
+ * | Unavailable       | UNAVAILABLE         | Unavailable (also DEADLINE_EXCEEDED, ABORTED, CANCELLED when we did not cancel, and connection failures) |
  * | Storage, Config, anything else | INTERNAL | Storage (also UNKNOWN, UNIMPLEMENTED, RESOURCE_EXHAUSTED, ...) |
  * | Aborted           | CANCELLED           | Aborted when our own signal fired |
  *
@@ -103,6 +103,9 @@ export function fromWire(err: unknown, ctx: CallContext): StrataError {
     return new StorageError(`${ctx.what}: ${messageChain(err)}`, { cause: err });
   }
   const message = `${ctx.what}: ${err.rawMessage}`;
+  if ((err.code === Code.Internal || err.code === Code.Unknown) && isUnreachable(err)) {
+    return new UnavailableError(message, { cause: err });
+  }
   switch (err.code) {
     case Code.InvalidArgument:
     case Code.OutOfRange:
@@ -119,6 +122,38 @@ export function fromWire(err: unknown, ctx: CallContext): StrataError {
     default:
       return new StorageError(`${message} (gRPC ${Code[err.code]})`, { cause: err });
   }
+}
+
+/** Node and HTTP/2 error codes that mean "the server cannot be reached (now)". */
+const UNREACHABLE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ENOENT",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ERR_HTTP2_GOAWAY_SESSION",
+  "ERR_HTTP2_INVALID_SESSION",
+  "ERR_HTTP2_SESSION_ERROR",
+]);
+
+/**
+ * Whether a failure is the connection's (refused, reset, socket missing, a
+ * stream refused by a server going away), which connect reports as
+ * INTERNAL for some of them: those are Unavailable (retryable).
+ */
+function isUnreachable(err: unknown): boolean {
+  const seen = new Set<unknown>();
+  for (let cur = err; cur instanceof Error && !seen.has(cur); cur = cur.cause) {
+    seen.add(cur);
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === "string" && UNREACHABLE.has(code)) return true;
+    if (cur.message.includes("NGHTTP2_REFUSED_STREAM")) return true;
+  }
+  return false;
 }
 
 /** Whether a client call failed with NOT_FOUND. */

@@ -55,8 +55,7 @@ export function daemonCommand(): Command {
         new Option(
           "-l, --listen-address <addr>",
           "HOST:PORT or unix:///PATH to listen on; repeatable (default [::1]:8000, or the sockets from systemd)",
-        )
-          .argParser(collect),
+        ).argParser(collect),
       )
       .option(
         "--shutdown-grace <seconds>",
@@ -79,7 +78,10 @@ async function daemon(opts: DaemonFlags): Promise<void> {
     throw new ConfigError(`--shutdown-grace '${opts.shutdownGrace}' is not a number of seconds`);
   }
   // Flags are checked before anything is opened.
-  const addresses = [...systemdListenAddresses(), ...(opts.listenAddress ?? []).map(parseListenAddress)];
+  const addresses = [
+    ...systemdListenAddresses(),
+    ...(opts.listenAddress ?? []).map(parseListenAddress),
+  ];
   if (addresses.length === 0) addresses.push(parseListenAddress(DEFAULT_LISTEN_ADDRESS));
 
   const { GrpcServer } = await import("../../server/grpc/server.js");

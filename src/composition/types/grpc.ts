@@ -19,12 +19,7 @@
 import { z } from "zod";
 import { ConfigError } from "../../errors.js";
 import type { ProtoPackage } from "../../proto/packages.js";
-import {
-  defineServiceType,
-  redactUrl,
-  type ServiceKind,
-  type ServiceType,
-} from "../registry.js";
+import { defineServiceType, redactUrl, type ServiceKind, type ServiceType } from "../registry.js";
 import {
   checkQuery,
   localPathFromUrl,
@@ -101,7 +96,10 @@ const grpcConfigSchema = z
         try {
           url = new URL(value);
         } catch {
-          ctx.addIssue({ code: "custom", message: `'${value}' is not a URL (${FORMS.join(", ")})` });
+          ctx.addIssue({
+            code: "custom",
+            message: `'${value}' is not a URL (${FORMS.join(", ")})`,
+          });
           return;
         }
         if (!url.protocol.startsWith("grpc")) {
@@ -114,7 +112,9 @@ const grpcConfigSchema = z
           ctx.addIssue({ code: "custom", message: (err as Error).message });
         }
       })
-      .describe("The server: grpc+unix:///PATH, grpc+http://HOST[:PORT] or grpc+https://HOST[:PORT]."),
+      .describe(
+        "The server: grpc+unix:///PATH, grpc+http://HOST[:PORT] or grpc+https://HOST[:PORT].",
+      ),
   })
   .describe("A store served over gRPC (strata daemon, Snix, Tvix, external providers).");
 

@@ -4,7 +4,8 @@
  * the call's signal, which fires when the client cancels, the deadline
  * passes, or the server shuts down, so no work continues after the client
  * left. Errors are mapped in one place (castore/grpc/status.ts) by the
- * router's interceptor (server.ts).
+ * router's interceptor (server.ts) and by the fast path (fast-path.ts), which
+ * calls these same functions for plain gRPC.
  *
  * Snix behaviours matched where a client could notice (and why), besides
  * the ones ARCHITECTURE §5 lists:
@@ -25,16 +26,20 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { BlobService } from "../../castore/blob/service.js";
 import { B3_DIGEST_LENGTH, type B3Digest, formatB3 } from "../../castore/digest.js";
-import { directoryFromProto, directoryToProto, entryFromProto } from "../../castore/directory-proto.js";
 import type { DirectoryService } from "../../castore/directory/service.js";
 import { Directory } from "../../castore/directory.js";
+import {
+  directoryFromProto,
+  directoryToProto,
+  entryFromProto,
+} from "../../castore/directory-proto.js";
+import { toConnectError } from "../../castore/grpc/status.js";
 import { IntegrityError } from "../../errors.js";
 import type { storeServices } from "../../proto/packages.js";
 import { NarCalculator } from "../../store/nar/calculate.js";
 import { pathInfoFromProto, pathInfoToProto } from "../../store/path-info-proto.js";
 import type { PathInfoService } from "../../store/pathinfo/service.js";
 import { STORE_PATH_DIGEST_LENGTH } from "../../store/store-path.js";
-import { toConnectError } from "../../castore/grpc/status.js";
 
 type Services = ReturnType<typeof storeServices>;
 
@@ -62,10 +67,12 @@ export async function statChunks(
   signal: AbortSignal,
 ): Promise<{ digest: Uint8Array; size: bigint }[]> {
   const chunks = await blobs.chunks(digest, { signal });
-  if (chunks === undefined) throw new ConnectError(`blob ${formatB3(digest)} not found`, Code.NotFound);
+  if (chunks === undefined)
+    throw new ConnectError(`blob ${formatB3(digest)} not found`, Code.NotFound);
   if (chunks.length > 0) return chunks.map((c) => ({ digest: c.digest, size: BigInt(c.size) }));
   const reader = await blobs.openRead(digest, { signal });
-  if (reader === undefined) throw new ConnectError(`blob ${formatB3(digest)} not found`, Code.NotFound);
+  if (reader === undefined)
+    throw new ConnectError(`blob ${formatB3(digest)} not found`, Code.NotFound);
   try {
     return [{ digest, size: BigInt(reader.size) }];
   } finally {

@@ -14,7 +14,10 @@ import type {
   ServerReflectionResponse,
 } from "../../proto/gen/grpc/reflection/v1/reflection_pb.js";
 
-type ResponseInit = Omit<ServerReflectionResponse, "$typeName" | "$unknown" | "originalRequest" | "validHost">;
+type ResponseInit = Omit<
+  ServerReflectionResponse,
+  "$typeName" | "$unknown" | "originalRequest" | "validHost"
+>;
 
 /** The files reflection can describe, by file name and by the symbols they define. */
 export class ReflectionIndex {
@@ -73,7 +76,11 @@ export class ReflectionIndex {
     const notFound = (what: string): ResponseInit => ({
       messageResponse: {
         case: "errorResponse",
-        value: { $typeName: "grpc.reflection.v1.ErrorResponse", errorCode: Code.NotFound, errorMessage: what },
+        value: {
+          $typeName: "grpc.reflection.v1.ErrorResponse",
+          errorCode: Code.NotFound,
+          errorMessage: what,
+        },
       },
     });
     const files = (file: DescFile | undefined, what: string): ResponseInit =>

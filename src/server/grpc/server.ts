@@ -20,13 +20,13 @@ import { setMaxListeners } from "node:events";
 import { createServer as createHttp1Server, type Server as Http1Server } from "node:http";
 import {
   createServer as createHttp2Server,
+  type Http2Server,
   type Http2ServerRequest,
   type Http2ServerResponse,
-  type Http2Server,
   type ServerHttp2Session,
 } from "node:http2";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
-import { Code, type ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { MAX_MESSAGE_BYTES } from "../../castore/grpc/blob-frames.js";
 import { H2_SETTINGS, H2_TUNING } from "../../castore/grpc/connection-node.js";
@@ -44,8 +44,13 @@ import {
   storeServices,
 } from "../../proto/packages.js";
 import { NarCalculator } from "../../store/nar/calculate.js";
-import { fastBlobRoute, handleFastBlob } from "./blob-fast.js";
-import { blobHandlers, directoryHandlers, pathInfoHandlers, type ServedStores } from "./handlers.js";
+import { type FastRoute, fastRoute, handleFast } from "./fast-path.js";
+import {
+  blobHandlers,
+  directoryHandlers,
+  pathInfoHandlers,
+  type ServedStores,
+} from "./handlers.js";
 import { HealthState, healthHandlers } from "./health.js";
 import { type BoundListener, bindListener, type ListenAddress } from "./listen.js";
 import { ReflectionIndex, reflectionHandlers } from "./reflection.js";
@@ -87,7 +92,11 @@ export class GrpcServer {
     setMaxListeners(0, this.#shutdown.signal);
     this.#maxTimeoutMs = options.maxTimeoutMs ?? 24 * 3600_000;
     const served: string[] = [];
-    const files = [file_grpc_health_v1_health, file_grpc_reflection_v1_reflection, ...reflectionV1AlphaFiles];
+    const files = [
+      file_grpc_health_v1_health,
+      file_grpc_reflection_v1_reflection,
+      ...reflectionV1AlphaFiles,
+    ];
     for (const pkg of PROTO_PACKAGES) {
       const s = storeServices(pkg);
       served.push(s.blob.typeName, s.directory.typeName, s.pathInfo.typeName);
@@ -98,12 +107,56 @@ export class GrpcServer {
     const reflection = new ReflectionIndex(files, [...served, ...meta]);
     const nar = new NarCalculator(this.#stores.blobs, this.#stores.directories);
 
+    const blob = blobHandlers(this.#stores);
+    const directory = directoryHandlers(this.#stores);
+    const pathInfo = pathInfoHandlers(this.#stores, nar);
+    const fastRoutes = new Map<string, FastRoute>();
+    type Impl<K extends "unary" | "server-stream"> = Extract<FastRoute, { kind: K }>["impl"];
+    for (const pkg of PROTO_PACKAGES) {
+      const s = storeServices(pkg);
+      const add = (service: { typeName: string }, method: string, route: FastRoute): void => {
+        fastRoutes.set(`/${service.typeName}/${method}`, route);
+      };
+      add(s.blob, "Read", { kind: "blob-read" });
+      add(s.blob, "Put", { kind: "blob-put" });
+      add(s.blob, "Stat", {
+        kind: "unary",
+        method: s.blob.method.stat,
+        impl: blob.stat as unknown as Impl<"unary">,
+      });
+      add(s.directory, "Get", {
+        kind: "server-stream",
+        method: s.directory.method.get,
+        impl: directory.get as unknown as Impl<"server-stream">,
+      });
+      add(s.pathInfo, "Get", {
+        kind: "unary",
+        method: s.pathInfo.method.get,
+        impl: pathInfo.get as unknown as Impl<"unary">,
+      });
+      add(s.pathInfo, "Put", {
+        kind: "unary",
+        method: s.pathInfo.method.put,
+        impl: pathInfo.put as unknown as Impl<"unary">,
+      });
+      add(s.pathInfo, "CalculateNAR", {
+        kind: "unary",
+        method: s.pathInfo.method.calculateNAR,
+        impl: pathInfo.calculateNAR as unknown as Impl<"unary">,
+      });
+      add(s.pathInfo, "List", {
+        kind: "server-stream",
+        method: s.pathInfo.method.list,
+        impl: pathInfo.list as unknown as Impl<"server-stream">,
+      });
+    }
+
     const routes = (router: ConnectRouter): void => {
       for (const pkg of PROTO_PACKAGES) {
         const s = storeServices(pkg);
-        router.service(s.blob, blobHandlers(this.#stores));
-        router.service(s.directory, directoryHandlers(this.#stores));
-        router.service(s.pathInfo, pathInfoHandlers(this.#stores, nar));
+        router.service(s.blob, blob);
+        router.service(s.directory, directory);
+        router.service(s.pathInfo, pathInfo);
       }
       router.service(Health, healthHandlers(this.#health));
       router.service(ServerReflection, reflectionHandlers(reflection));
@@ -131,8 +184,8 @@ export class GrpcServer {
       (req: Http2ServerRequest, res: Http2ServerResponse) => {
         this.#track(res);
         this.#endWithResponse(req, res);
-        const route = fastBlobRoute(req);
-        if (route !== undefined) handleFastBlob(route, req, res, fastEnv);
+        const route = fastRoute(fastRoutes, req);
+        if (route !== undefined) handleFast(route, req, res, fastEnv);
         else connectHandler(req, res);
       },
     );
@@ -172,6 +225,7 @@ export class GrpcServer {
     const stream = res.stream;
     // Runs after the compat layer's own listener, which sends the trailers.
     stream.once("wantTrailers", () => {
+      if (req.readableEnded) return; // the usual case: nothing to do
       setImmediate(() => {
         if (req.readableEnded || stream.destroyed) return;
         // Destroying (not close()) resets with NO_ERROR at once, after the
@@ -184,8 +238,18 @@ export class GrpcServer {
 
   /** Maps store errors to statuses and logs server faults, for the connect handlers. */
   #errorInterceptor(): Interceptor {
-    const fail = (err: unknown, path: string, header: Headers): ConnectError => {
-      const status = toConnectError(err);
+    const fail = (
+      err: unknown,
+      path: string,
+      header: Headers,
+      signal: AbortSignal,
+    ): ConnectError => {
+      // A call the client cancelled ends with whatever the store or the
+      // request stream threw ("Premature close"): that is a cancellation.
+      const status =
+        signal.aborted && !(err instanceof ConnectError)
+          ? new ConnectError("the call was cancelled", Code.Canceled, undefined, undefined, err)
+          : toConnectError(err);
       this.#report(status, path, header.get("traceparent") ?? undefined, err);
       return status;
     };
@@ -199,12 +263,12 @@ export class GrpcServer {
           try {
             yield* messages;
           } catch (err) {
-            throw fail(err, path, req.header);
+            throw fail(err, path, req.header, req.signal);
           }
         }
         return { ...res, message: mapped() };
       } catch (err) {
-        throw fail(err, path, req.header);
+        throw fail(err, path, req.header, req.signal);
       }
     };
   }
@@ -223,6 +287,8 @@ export class GrpcServer {
     }
     this.#sockets.add(socket);
     socket.once("close", () => this.#sockets.delete(socket));
+    // Small answers must not wait for Nagle's algorithm (a no-op on unix sockets).
+    socket.setNoDelay(true);
     socket.on("error", () => {
       // Reset by the peer; the HTTP layers see it too.
     });

@@ -168,19 +168,20 @@ export class CacheContext {
   /**
    * The NAR a `nar/<id>.nar...` URL names: `<id>` is the nix32 NAR SHA-256
    * (our narinfos) or the name an upload arrived under (`file`). Only NARs
-   * whose root is in the store count.
+   * whose root is in the store count. With `rescan`, a miss rebuilds the
+   * index from the path infos (at most once a minute) and looks again.
    */
   async resolveNar(
     id: string,
     file: string,
-    options: CallOptions = {},
+    options: CallOptions & { rescan?: boolean } = {},
   ): Promise<ResolvedNar | undefined> {
     const byHash = id.length === 52 ? nixbase32DecodeOrUndefined(id) : undefined;
     const found = await this.#lookup(byHash, file, options);
-    if (found !== undefined || byHash === undefined) return found;
+    if (found !== undefined || byHash === undefined || options.rescan !== true) return found;
     // Not indexed: the path may have been added to the store by other means
     // (`strata import`, gRPC) and its narinfo not served by us yet.
-    await this.#rescan(options);
+    await this.#rescan();
     return this.#lookup(byHash, file, options);
   }
 
@@ -199,18 +200,26 @@ export class CacheContext {
   }
 
   /** Indexes the NAR of every path info (at most once a minute). */
-  #rescan(options: CallOptions): Promise<void> {
+  #rescan(): Promise<void> {
     if (this.#scanning !== undefined) return this.#scanning;
     if (Date.now() - this.#lastScan < RESCAN_INTERVAL_MS) return Promise.resolve();
     this.#lastScan = Date.now();
     this.#scanning = (async () => {
       let added = 0;
       try {
-        for await (const info of this.stores.pathInfos.list(options)) {
+        // Writes go out in batches (one commit and flush each), not one by one.
+        let batch: Promise<void>[] = [];
+        // Not tied to the request that triggered it: others wait for it too.
+        for await (const info of this.stores.pathInfos.list()) {
           if (this.index.hasNar(info.narSha256)) continue;
-          await this.index.putNar(info.narSha256, { node: info.node, narSize: info.narSize });
+          batch.push(this.index.putNar(info.narSha256, { node: info.node, narSize: info.narSize }));
           added++;
+          if (batch.length >= 1000) {
+            await Promise.all(batch);
+            batch = [];
+          }
         }
+        await Promise.all(batch);
         this.log.info(`NAR index rebuilt from the path infos: ${added} NARs added`);
       } catch (err) {
         this.log.warn("scanning the path infos for the NAR index failed", { err });

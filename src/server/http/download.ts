@@ -4,16 +4,19 @@
  * HEAD answers with the headers a GET would get, without rendering.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Node } from "../../castore/node.js";
 import { IntegrityError } from "../../errors.js";
-import { castoreNarSource, castoreReaders } from "../../store/nar/castore-source.js";
+import {
+  type CastoreReaders,
+  castoreNarSource,
+  castoreReaders,
+} from "../../store/nar/castore-source.js";
 import { writeNar } from "../../store/nar/writer.js";
 import { nixbase32Encode } from "../../store/nixbase32.js";
 import { parseStorePathHashPart, STORE_DIR } from "../../store/store-path.js";
 import { type Codec, canCompress, compress } from "./compression.js";
-import type { CacheContext } from "./context.js";
+import type { CacheContext, ResolvedNar } from "./context.js";
 import type { FastResponse } from "./fast-path.js";
-import { blobRangeSource, renderListing, renderNarRange } from "./nar-layout.js";
+import { blobRangeSource, type NarGeometry, renderListing, renderNarRange } from "./nar-layout.js";
 import { parseRange } from "./range.js";
 import {
   CACHE_IMMUTABLE,
@@ -106,9 +109,21 @@ export async function getListing(
   );
 }
 
-/** The whole NAR of `node`, in recycled buffers. */
-function wholeNar(ctx: CacheContext, node: Node, signal: AbortSignal): AsyncIterable<Uint8Array> {
-  const readers = castoreReaders(
+/**
+ * The whole NAR, in recycled buffers. The directory closure is fetched
+ * first, in one recursive call (one round trip to a remote directory
+ * service instead of one per directory), which also checks, before any
+ * header is sent, that the tree's NAR has the size the path info promises.
+ */
+async function wholeNar(
+  ctx: CacheContext,
+  nar: ResolvedNar,
+  signal: AbortSignal,
+  what: string,
+): Promise<AsyncIterable<Uint8Array>> {
+  const geometry = await ctx.geometry(nar.narSha256, nar.node);
+  checkSize(geometry, nar, what);
+  const blobs = castoreReaders(
     ctx.stores.blobs,
     ctx.stores.directories,
     { signal },
@@ -116,7 +131,21 @@ function wholeNar(ctx: CacheContext, node: Node, signal: AbortSignal): AsyncIter
       transient: true,
     },
   );
-  return writeNar(castoreNarSource(node, readers), { signal, transient: true });
+  const readers: CastoreReaders = {
+    getDirectory: async (digest) => geometry.directory(digest),
+    openBlob: blobs.openBlob,
+  };
+  const stream = writeNar(castoreNarSource(nar.node, readers), { signal, transient: true });
+  return exactly(stream, nar.narSize, what);
+}
+
+function checkSize(geometry: NarGeometry, nar: ResolvedNar, what: string): void {
+  const size = geometry.narSize(nar.node);
+  if (size !== nar.narSize) {
+    throw new IntegrityError(
+      `${what}: the tree's NAR has ${size} bytes, its recorded size is ${nar.narSize}`,
+    );
+  }
 }
 
 /** Fails the stream (before writing past it) when it is not exactly `size` bytes long. */
@@ -160,7 +189,9 @@ export async function getNar(
   signal: AbortSignal,
   compressOnTheFly: boolean,
 ): Promise<void> {
-  const nar = await ctx.resolveNar(route.id, route.file, { signal });
+  // A GET of an unknown NAR may be for a path added by other means (then the
+  // index is rebuilt); HEADs of unknown NARs are what every upload starts with.
+  const nar = await ctx.resolveNar(route.id, route.file, { signal, rescan: !isHead(req) });
   if (nar === undefined) throw new HttpError(404, `no NAR ${route.file} in this cache`);
   const { node, narSize } = nar;
   const hash = nixbase32Encode(nar.narSha256);
@@ -175,10 +206,10 @@ export async function getNar(
         `this server cannot produce ${route.codec} files (the tool is not installed); ask for nar/${hash}.nar`,
       );
     }
+    const body = isHead(req) ? undefined : await wholeNar(ctx, nar, signal, what);
     res.writeHead(200, { ...base, ETag: `"${hash}-${route.codec}"` });
-    if (isHead(req)) return void res.end();
-    const body = compress(exactly(wholeNar(ctx, node, signal), narSize, what), route.codec, true);
-    await sendStream(res, body, false);
+    if (body === undefined) return void res.end();
+    await sendStream(res, compress(body, route.codec, true), false);
     res.end();
     return;
   }
@@ -195,11 +226,7 @@ export async function getNar(
   if (range !== undefined) {
     const { start, end } = range;
     const geometry = await ctx.geometry(nar.narSha256, node);
-    if (geometry.narSize(node) !== narSize) {
-      throw new IntegrityError(
-        `${what}: the tree's NAR has ${geometry.narSize(node)} bytes, its recorded size is ${narSize}`,
-      );
-    }
+    checkSize(geometry, nar, what);
     res.writeHead(206, {
       ...base,
       ETag: etag,
@@ -215,6 +242,7 @@ export async function getNar(
     return;
   }
 
+  const body = isHead(req) ? undefined : await wholeNar(ctx, nar, signal, what);
   if (compressOnTheFly && acceptsZstd(req.headers["accept-encoding"]) && canCompress("zstd")) {
     res.writeHead(200, {
       ...base,
@@ -222,12 +250,8 @@ export async function getNar(
       "Content-Encoding": "zstd",
       Vary: "Accept-Encoding",
     });
-    if (isHead(req)) return void res.end();
-    await sendStream(
-      res,
-      compress(exactly(wholeNar(ctx, node, signal), narSize, what), "zstd", true),
-      false,
-    );
+    if (body === undefined) return void res.end();
+    await sendStream(res, compress(body, "zstd", true), false);
     res.end();
     return;
   }
@@ -239,8 +263,8 @@ export async function getNar(
     "Content-Length": narSize,
     ...(compressOnTheFly && { Vary: "Accept-Encoding" }),
   });
-  if (isHead(req)) return void res.end();
-  await sendStream(res, exactly(wholeNar(ctx, node, signal), narSize, what), true);
+  if (body === undefined) return void res.end();
+  await sendStream(res, body, true);
   res.end();
 }
 

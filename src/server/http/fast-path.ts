@@ -50,6 +50,7 @@ const DEFER = new Set([
 
 const TARGET = /^\/(?:nix-cache-info|[0-9abcdfghijklmnpqrsvwxyz]{32}\.narinfo)$/;
 const END = Buffer.from("\r\n\r\n");
+const HEADERS_TIMEOUT_MS = 60_000;
 
 /** The response bytes (status line, headers, body) in one buffer: one write, one syscall. */
 export function serializeResponse(r: FastResponse, head: boolean, close: boolean): Buffer {
@@ -155,8 +156,11 @@ export class FastFront {
         }
         const req = end + 4 <= this.#maxHeaderBytes ? parse(pending, end) : undefined;
         if (req === undefined) return handOff();
+        headStarted = undefined;
         state.busy = true;
         this.inFlight++;
+        // No idle timeout while the answer is being made (a slow store is not an idle client).
+        socket.setTimeout(0);
         let response: FastResponse | undefined;
         try {
           response = await this.#handler(req.path);
@@ -166,9 +170,10 @@ export class FastFront {
           state.busy = false;
           if (--this.inFlight === 0) this.onIdle?.();
         }
+        if (socket.destroyed) return;
         if (response === undefined) return handOff();
         pending = pending.subarray(req.length);
-        if (socket.destroyed) return;
+        socket.setTimeout(this.#idleMs);
         const close = req.close || this.#closing;
         socket.write(serializeResponse(response, req.method === "HEAD", close));
         if (close) {
@@ -178,7 +183,16 @@ export class FastFront {
         }
       }
     };
+    /** When the current, still incomplete request head started to arrive. */
+    let headStarted: number | undefined;
     const onData = (chunk: Buffer): void => {
+      // A head trickling in byte by byte keeps the idle timer happy; node:http
+      // gives a head 60 s (headersTimeout), so does this path.
+      headStarted ??= Date.now();
+      if (Date.now() - headStarted > HEADERS_TIMEOUT_MS) {
+        socket.destroy();
+        return;
+      }
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
       void next();
     };

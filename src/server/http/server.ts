@@ -172,7 +172,8 @@ export class HttpCacheServer {
     this.#shutdown.abort(new AbortedError("the server is shutting down"));
     this.#server.closeAllConnections();
     this.#front.destroyAll();
-    await stopped;
+    // Every connection was cut; do not hang on one that slipped through.
+    await Promise.race([stopped, new Promise((r) => setTimeout(r, 2000).unref())]);
     // Stops node:http's connection checks (it never listened itself).
     this.#server.close();
     this.#bound?.cleanup();
@@ -234,6 +235,7 @@ export class HttpCacheServer {
     const message =
       err instanceof HttpError ? err.message : formatErrorChain(err).replace(/^error: /, "");
     if (status >= 500) this.#log.error(`${req.method} ${req.url} failed`, { status, err });
+    else if (status === 404) this.#log.debug(`${req.method} ${req.url}: not found`);
     else this.#log.info(`${req.method} ${req.url} rejected`, { status, reason: message });
     const headers: Record<string, string> = err instanceof HttpError ? { ...err.headers } : {};
     // The rest of a rejected upload is not read: the connection cannot be reused.

@@ -10,7 +10,7 @@ import { type Client, createClient } from "@connectrpc/connect";
 import { bytesEqual, toHex } from "../../castore/bytes.js";
 import type { CallOptions } from "../../castore/call-options.js";
 import { entryToProto } from "../../castore/directory-proto.js";
-import { ClientCore, type GrpcClientInit } from "../../castore/grpc/client-core.js";
+import { ClientCore, type GrpcClientInit, type Lazy } from "../../castore/grpc/client-core.js";
 import type { GrpcConnection } from "../../castore/grpc/connection.js";
 import { isNotFound } from "../../castore/grpc/status.js";
 import type { Node } from "../../castore/node.js";
@@ -25,12 +25,13 @@ import type { PathInfoService } from "./service.js";
 
 type PathInfoClient = Client<ReturnType<typeof storeServices>["pathInfo"]>;
 
-function received(msg: PathInfoPb, what: string): PathInfo {
+function received(msg: PathInfoPb, what: Lazy): PathInfo {
   try {
     return pathInfoFromProto(msg);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    throw new IntegrityError(`${what}: the server sent an invalid path info: ${reason}`, {
+    const label = typeof what === "string" ? what : what();
+    throw new IntegrityError(`${label}: the server sent an invalid path info: ${reason}`, {
       cause: err,
     });
   }
@@ -39,21 +40,24 @@ function received(msg: PathInfoPb, what: string): PathInfo {
 export class GrpcPathInfoService implements PathInfoService {
   readonly #core: ClientCore;
   readonly #client: PathInfoClient;
+  readonly #service: ReturnType<typeof storeServices>["pathInfo"];
 
   constructor(conn: GrpcConnection, init?: GrpcClientInit) {
     this.#core = new ClientCore(conn, "path info service", init);
-    this.#client = createClient(storeServices(conn.pkg).pathInfo, conn.transport);
+    this.#service = storeServices(conn.pkg).pathInfo;
+    this.#client = createClient(this.#service, conn.transport);
   }
 
   get(digest: Uint8Array, options?: CallOptions): Promise<PathInfo | undefined> {
-    const what = `get ${toHex(digest)}`;
+    const what = (): string => `get ${toHex(digest)}`;
     return this.#core.run(what, options, async (signal) => {
       checkStorePathDigest(digest, `${this.#core.label}: get`);
       let msg: PathInfoPb;
       try {
-        msg = await this.#client.get(
+        msg = await this.#core.conn.unary(
+          this.#service.method.get,
           { byWhat: { case: "byOutputHash", value: digest } },
-          { signal },
+          signal,
         );
       } catch (err) {
         if (isNotFound(err)) return undefined;
@@ -62,7 +66,7 @@ export class GrpcPathInfoService implements PathInfoService {
       const info = received(msg, what);
       if (!bytesEqual(info.storePath.digest, digest)) {
         throw new IntegrityError(
-          `${this.#core.label}: ${what}: the server sent the path info of ${info.storePath.absolute}`,
+          `${this.#core.label}: ${what()}: the server sent the path info of ${info.storePath.absolute}`,
         );
       }
       return info;
@@ -70,19 +74,27 @@ export class GrpcPathInfoService implements PathInfoService {
   }
 
   put(info: PathInfo, options?: CallOptions): Promise<PathInfo> {
-    return this.#core.run(`put ${info.storePath.basename}`, options, async (signal) => {
-      // Validated (and normalised through its encoding) before anything is sent.
-      const { stored } = encodeForStorage(info, `${this.#core.label}: put`);
-      const what = `put ${stored.storePath.absolute}`;
-      const msg = await this.#client.put(pathInfoToProto(stored), { signal });
-      const answered = received(msg, what);
-      if (!answered.storePath.equals(stored.storePath)) {
-        throw new IntegrityError(
-          `${this.#core.label}: ${what}: the server answered with the path info of ${answered.storePath.absolute}`,
+    return this.#core.run(
+      () => `put ${info.storePath.basename}`,
+      options,
+      async (signal) => {
+        // Validated (and normalised through its encoding) before anything is sent.
+        const { stored } = encodeForStorage(info, `${this.#core.label}: put`);
+        const what = `put ${stored.storePath.absolute}`;
+        const msg = await this.#core.conn.unary(
+          this.#service.method.put,
+          pathInfoToProto(stored),
+          signal,
         );
-      }
-      return answered;
-    });
+        const answered = received(msg, what);
+        if (!answered.storePath.equals(stored.storePath)) {
+          throw new IntegrityError(
+            `${this.#core.label}: ${what}: the server answered with the path info of ${answered.storePath.absolute}`,
+          );
+        }
+        return answered;
+      },
+    );
   }
 
   async *list(options?: CallOptions): AsyncGenerator<PathInfo> {
@@ -112,9 +124,11 @@ export class GrpcPathInfoService implements PathInfoService {
   calculateNar(node: Node, options?: CallOptions): Promise<NarHashResult> {
     return this.#core.run("calculateNar", options, async (signal) => {
       // The root is sent with an empty name, as Snix requires.
-      const res = await this.#client.calculateNAR(entryToProto(new Uint8Array(0), node), {
+      const res = await this.#core.conn.unary(
+        this.#service.method.calculateNAR,
+        entryToProto(new Uint8Array(0), node),
         signal,
-      });
+      );
       if (res.narSha256.length !== 32 || res.narSize > BigInt(Number.MAX_SAFE_INTEGER)) {
         throw new IntegrityError(`${this.#core.label}: calculateNar: malformed answer`);
       }
