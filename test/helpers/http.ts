@@ -17,6 +17,7 @@ import {
 } from "../../src/server/http/server.js";
 import { MemoryPathInfoService } from "../../src/store/pathinfo/memory.js";
 import { STRATA_BIN } from "./cli.js";
+import { requireOrSkip } from "./require.js";
 
 export interface Response {
   status: number;
@@ -102,12 +103,9 @@ export async function startTestServer(
 
 /** Whether a command-line tool is installed; skips the test (fails in CI) when it is not. */
 export function requireTool(t: TestContext, cmd: string, pkg: string): boolean {
-  if (spawnSync(cmd, ["--version"], { stdio: "ignore" }).status === 0) return true;
+  const available = spawnSync(cmd, ["--version"], { stdio: "ignore" }).status === 0;
   const msg = `SKIPPED: '${cmd}' not installed (apt-get install -y ${pkg}; CI installs it)`;
-  if (process.env.STRATA_REQUIRE_NIX === "1") throw new Error(msg);
-  console.warn(`# ${msg}`);
-  t.skip(msg);
-  return false;
+  return requireOrSkip(t, available, msg, "STRATA_REQUIRE_NIX");
 }
 
 export interface ServeProcess {

@@ -8,6 +8,7 @@
  */
 import { spawnSync } from "node:child_process";
 import type { TestContext } from "node:test";
+import { requireOrSkip } from "./require.js";
 
 export const PYTHON = "/usr/bin/python3";
 
@@ -26,11 +27,5 @@ const SKIP_MESSAGE =
 
 /** Returns true if the test may use the Python gRPC client; otherwise skips it (or fails in CI). */
 export function requireInterop(t: TestContext): boolean {
-  if (interopAvailable()) return true;
-  if (process.env.STRATA_REQUIRE_INTEROP === "1") {
-    throw new Error("STRATA_REQUIRE_INTEROP=1 but python3-grpcio / python3-grpc-tools are missing");
-  }
-  console.warn(`# ${SKIP_MESSAGE}`);
-  t.skip(SKIP_MESSAGE);
-  return false;
+  return requireOrSkip(t, interopAvailable(), SKIP_MESSAGE, "STRATA_REQUIRE_INTEROP");
 }

@@ -10,6 +10,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
+import { requireOrSkip } from "./require.js";
 
 let cached: boolean | undefined;
 
@@ -25,13 +26,7 @@ const SKIP_MESSAGE = "SKIPPED: real Nix not installed (apt-get install -y nix-bi
 
 /** Returns true if the test may use Nix; otherwise skips it (or fails in CI). */
 export function requireNix(t: TestContext): boolean {
-  if (nixAvailable()) return true;
-  if (process.env.STRATA_REQUIRE_NIX === "1") {
-    throw new Error("STRATA_REQUIRE_NIX=1 but nix-store is not installed");
-  }
-  console.warn(`# ${SKIP_MESSAGE}`);
-  t.skip(SKIP_MESSAGE);
-  return false;
+  return requireOrSkip(t, nixAvailable(), SKIP_MESSAGE, "STRATA_REQUIRE_NIX");
 }
 
 let env: NodeJS.ProcessEnv | undefined;
