@@ -1,16 +1,30 @@
 import { Command, CommanderError } from "commander";
 import { formatErrorChain } from "../errors.js";
-import { catCommand, exportCommand, lsCommand } from "./commands/browse.js";
-import { configCommand } from "./commands/config.js";
-import { copyCommand } from "./commands/copy.js";
-import { daemonCommand } from "./commands/daemon.js";
-import { importCommand } from "./commands/import.js";
-import { narCommand } from "./commands/nar.js";
-import { pathInfoCommand } from "./commands/path-info.js";
-import { serveCommand } from "./commands/serve.js";
-import { storePathCommand } from "./commands/store-path.js";
 
-export function buildProgram(): Command {
+/**
+ * The subcommands, each loaded only when needed: a command line names one,
+ * and loading all of them (protobuf, LMDB, gRPC, zod) would cost ~100 ms of
+ * startup that `strata nar pack` or `strata store-path` never use.
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  import: async () => (await import("./commands/import.js")).importCommand(),
+  nar: async () => (await import("./commands/nar.js")).narCommand(),
+  "path-info": async () => (await import("./commands/path-info.js")).pathInfoCommand(),
+  ls: async () => (await import("./commands/browse.js")).lsCommand(),
+  cat: async () => (await import("./commands/browse.js")).catCommand(),
+  export: async () => (await import("./commands/browse.js")).exportCommand(),
+  copy: async () => (await import("./commands/copy.js")).copyCommand(),
+  "store-path": async () => (await import("./commands/store-path.js")).storePathCommand(),
+  daemon: async () => (await import("./commands/daemon.js")).daemonCommand(),
+  config: async () => (await import("./commands/config.js")).configCommand(),
+  serve: async () => (await import("./commands/serve.js")).serveCommand(),
+};
+
+/**
+ * The program with the subcommand `argv` names, or with all of them when it
+ * names none (help, version, a typo: commander then lists them all).
+ */
+export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
   const program = new Command("strata")
     .description(
       "strata: a content-addressed Nix store (castore blobs + directories, Nix path infos, NAR, narinfo)",
@@ -18,17 +32,11 @@ export function buildProgram(): Command {
     .version("0.1.0")
     .showHelpAfterError()
     .exitOverride();
-  program.addCommand(importCommand());
-  program.addCommand(narCommand());
-  program.addCommand(pathInfoCommand());
-  program.addCommand(lsCommand());
-  program.addCommand(catCommand());
-  program.addCommand(exportCommand());
-  program.addCommand(copyCommand());
-  program.addCommand(storePathCommand());
-  program.addCommand(daemonCommand());
-  program.addCommand(configCommand());
-  program.addCommand(serveCommand());
+  const named = argv.find((a) => !a.startsWith("-"));
+  const wanted = named !== undefined && named in COMMANDS ? [named] : Object.keys(COMMANDS);
+  for (const c of await Promise.all(wanted.map((name) => COMMANDS[name]!()))) {
+    program.addCommand(c);
+  }
   // Subcommands inherit the exit override so that their usage errors are handled here too.
   for (const c of program.commands) {
     c.exitOverride();
@@ -39,7 +47,7 @@ export function buildProgram(): Command {
 
 /** Runs the CLI; resolves to the process exit code. Errors print as one readable chain. */
 export async function runCli(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   if (argv.length === 0) {
     program.outputHelp();
     return 0;

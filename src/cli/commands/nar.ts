@@ -1,16 +1,14 @@
 import { basename, resolve } from "node:path";
 import { Command } from "commander";
 import { toBase64 } from "../../castore/bytes.js";
-import { castoreNarSource, castoreReaders } from "../../store/nar/castore-source.js";
 import { hashPathNar } from "../../store/nar/fs-hash.js";
-import { fsNarSource } from "../../store/nar/fs-source.js";
+import { fsNarStream } from "../../store/nar/fs-nar-stream.js";
 import { readNar } from "../../store/nar/reader.js";
 import { restoreNar } from "../../store/nar/restore-fs.js";
 import { writeNar } from "../../store/nar/writer.js";
 import { nixbase32Encode } from "../../store/nixbase32.js";
 import { pipeToStdout, readInput, stdoutIsSynchronous } from "../io.js";
 import { addStoreOptions, openStores, type StoreFlags } from "../store-options.js";
-import { resolveNode } from "../store-paths.js";
 
 export function narCommand(): Command {
   const nar = new Command("nar").description(
@@ -25,9 +23,7 @@ export function narCommand(): Command {
     .argument("<path>", "file, directory or symlink to serialise")
     .action(async (path: string) => {
       const transient = stdoutIsSynchronous();
-      await pipeToStdout(writeNar(fsNarSource(path, { reuseBuffer: transient }), { transient }), {
-        transient,
-      });
+      await pipeToStdout(fsNarStream(path, { transient }), { transient });
     });
 
   nar
@@ -137,6 +133,9 @@ export function narCommand(): Command {
       )
       .argument("<store-path>", "/nix/store/<hash>-<name>[/sub/path]"),
   ).action(async (arg: string, opts: StoreFlags) => {
+    // Loaded here: they pull in protobuf and BLAKE3, which `nar pack` does not need.
+    const { castoreNarSource, castoreReaders } = await import("../../store/nar/castore-source.js");
+    const { resolveNode } = await import("../store-paths.js");
     await using stores = await openStores(opts);
     const { node } = await resolveNode(stores, arg);
     const transient = stdoutIsSynchronous();

@@ -1,9 +1,10 @@
-import { fsNarSource } from "./fs-source.js";
+import { fsNarStream } from "./fs-nar-stream.js";
 import { hashNarStream, type NarHashResult } from "./hash.js";
-import { writeNar } from "./writer.js";
 
-/** SHA-256 and size of the NAR of a path on disk (`nix hash path`), with recycled buffers. */
+/**
+ * SHA-256 and size of the NAR of a path on disk (`nix hash path`). A tree is
+ * read by a worker thread while this thread hashes (fs-nar-stream.ts).
+ */
 export function hashPathNar(path: string, signal?: AbortSignal): Promise<NarHashResult> {
-  const opts = signal === undefined ? { transient: true } : { transient: true, signal };
-  return hashNarStream(writeNar(fsNarSource(path, { reuseBuffer: true }), opts));
+  return hashNarStream(fsNarStream(path, signal === undefined ? {} : { signal }));
 }

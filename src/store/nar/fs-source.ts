@@ -56,9 +56,37 @@ function statNode(path: Buffer, ctx: Ctx): NarSourceNode {
   if (st.isSymbolicLink())
     return { type: "symlink", target: readlinkSync(path, { encoding: "buffer" }) };
   if (st.isDirectory()) return { type: "directory", entries: () => dirEntries(path, ctx) };
-  throw new InvalidInputError(
+  throw notNarType(path);
+}
+
+/** The error for a socket, device or fifo in a tree. */
+export function notNarType(path: Buffer): InvalidInputError {
+  return new InvalidInputError(
     `'${path.toString()}' is not a regular file, directory or symlink (NAR cannot hold it)`,
   );
+}
+
+/** A directory's entries in NAR order (bytewise by name), with their types from readdir. */
+export function sortedDirents(path: Buffer): Dirent<Buffer>[] {
+  const dirents = readdirSync(path, {
+    encoding: "buffer",
+    withFileTypes: true,
+  }) as Dirent<Buffer>[];
+  return dirents.sort((a, b) => Buffer.compare(a.name, b.name));
+}
+
+/** `parent/name` as bytes: Linux names are bytes, not necessarily UTF-8. */
+export function childPath(parent: Buffer, name: Buffer): Buffer {
+  return Buffer.concat([parent, SLASH, name]);
+}
+
+/** Opens a file for reading; fails if it was swapped for a symlink since lstat. */
+export function openNoFollow(path: Buffer): number {
+  return openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+}
+
+export function shrankError(path: Buffer): IntegrityError {
+  return new IntegrityError(`'${path.toString()}' shrank while being read`);
 }
 
 function fileNode(path: Buffer, mode: number, size: number, ctx: Ctx): NarSourceNode {
@@ -71,13 +99,8 @@ function fileNode(path: Buffer, mode: number, size: number, ctx: Ctx): NarSource
 }
 
 function* dirEntries(path: Buffer, ctx: Ctx): Generator<NarSourceEntry> {
-  const dirents = readdirSync(path, {
-    encoding: "buffer",
-    withFileTypes: true,
-  }) as Dirent<Buffer>[];
-  dirents.sort((a, b) => Buffer.compare(a.name, b.name));
-  for (const d of dirents) {
-    const child = Buffer.concat([path, SLASH, d.name]);
+  for (const d of sortedDirents(path)) {
+    const child = childPath(path, d.name);
     // The directory entry type saves an lstat for directories and symlinks;
     // files need one anyway (size and mode).
     if (d.isDirectory())
@@ -92,8 +115,7 @@ function* dirEntries(path: Buffer, ctx: Ctx): Generator<NarSourceEntry> {
 }
 
 async function* readFile(path: Buffer, size: number, ctx: Ctx): AsyncGenerator<Uint8Array> {
-  // O_NOFOLLOW: if the file was swapped for a symlink since lstat, fail instead of following it.
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  const fd = openNoFollow(path);
   try {
     let left = size;
     while (left > 0) {
@@ -102,7 +124,7 @@ async function* readFile(path: Buffer, size: number, ctx: Ctx): AsyncGenerator<U
       let got = 0;
       while (got < want) {
         const n = readSync(fd, buf, got, want - got, null);
-        if (n === 0) throw new IntegrityError(`'${path.toString()}' shrank while being read`);
+        if (n === 0) throw shrankError(path);
         got += n;
       }
       left -= got;

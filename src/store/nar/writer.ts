@@ -5,10 +5,20 @@
  * contents are streamed, directories are walked lazily.
  */
 
-import { compareBytes, utf8 } from "../../castore/bytes.js";
+import { compareBytes } from "../../castore/bytes.js";
 import { showName } from "../../castore/path-component.js";
 import { IntegrityError, InvalidInputError, throwIfAborted } from "../../errors.js";
 import { ChunkBuilder } from "./chunk-builder.js";
+import {
+  NAR_CLOSE,
+  NAR_DIRECTORY,
+  NAR_ENTRY,
+  NAR_EXECUTABLE,
+  NAR_MAGIC,
+  NAR_NODE,
+  NAR_REGULAR,
+  NAR_SYMLINK,
+} from "./tokens.js";
 
 /** A node as the NAR writer sees it. */
 export type NarSourceNode =
@@ -41,27 +51,6 @@ export interface NarWriteOptions {
   transient?: boolean;
 }
 
-const T = (s: string): Uint8Array => {
-  const b = new ChunkBuilder(64, 1 << 30);
-  b.str(utf8(s));
-  const [out] = b.finish();
-  return out!;
-};
-const tokens = (...parts: string[]): Uint8Array => {
-  const b = new ChunkBuilder(4096, 1 << 30);
-  for (const p of parts) b.str(utf8(p));
-  return b.finish()[0]!;
-};
-
-const MAGIC = T("nix-archive-1");
-const REGULAR = tokens("(", "type", "regular", "contents");
-const EXECUTABLE = tokens("(", "type", "regular", "executable", "", "contents");
-const SYMLINK = tokens("(", "type", "symlink", "target");
-const DIRECTORY = tokens("(", "type", "directory");
-const ENTRY = tokens("entry", "(", "name");
-const NODE = T("node");
-const CLOSE = T(")");
-
 interface Frame {
   readonly iter: AsyncIterator<NarSourceEntry> | Iterator<NarSourceEntry>;
   /** The previous entry name, to check the order. */
@@ -88,7 +77,7 @@ export async function* writeNar(
 ): AsyncGenerator<Uint8Array, void, undefined> {
   const { signal } = options;
   const out = new ChunkBuilder(256 * 1024, 64 * 1024, options.transient ?? false);
-  out.bytes(MAGIC);
+  out.bytes(NAR_MAGIC);
   const stack: Frame[] = [];
   let node: NarSourceNode | undefined = root;
   while (true) {
@@ -96,7 +85,7 @@ export async function* writeNar(
     if (node !== undefined) {
       switch (node.type) {
         case "file": {
-          out.bytes(node.executable ? EXECUTABLE : REGULAR);
+          out.bytes(node.executable ? NAR_EXECUTABLE : NAR_REGULAR);
           out.u64(node.size);
           let written = 0;
           for await (const chunk of node.contents()) {
@@ -115,21 +104,21 @@ export async function* writeNar(
             );
           }
           out.padding(node.size);
-          out.bytes(CLOSE);
+          out.bytes(NAR_CLOSE);
           break;
         }
         case "symlink":
-          out.bytes(SYMLINK);
+          out.bytes(NAR_SYMLINK);
           out.str(node.target);
-          out.bytes(CLOSE);
+          out.bytes(NAR_CLOSE);
           break;
         case "directory":
-          out.bytes(DIRECTORY);
+          out.bytes(NAR_DIRECTORY);
           stack.push({ iter: iterate(node.entries()), prev: undefined });
           break;
       }
       // A finished file or symlink inside a directory closes its entry too.
-      if (node.type !== "directory" && stack.length > 0) out.bytes(CLOSE);
+      if (node.type !== "directory" && stack.length > 0) out.bytes(NAR_CLOSE);
       node = undefined;
     }
     const top = stack[stack.length - 1];
@@ -137,8 +126,8 @@ export async function* writeNar(
     const next = await top.iter.next();
     if (next.done) {
       stack.pop();
-      out.bytes(CLOSE); // the directory
-      if (stack.length > 0) out.bytes(CLOSE); // its entry in the parent
+      out.bytes(NAR_CLOSE); // the directory
+      if (stack.length > 0) out.bytes(NAR_CLOSE); // its entry in the parent
     } else {
       const { name } = next.value;
       if (top.prev !== undefined && compareBytes(top.prev, name) >= 0) {
@@ -147,9 +136,9 @@ export async function* writeNar(
         );
       }
       top.prev = name;
-      out.bytes(ENTRY);
+      out.bytes(NAR_ENTRY);
       out.str(name);
-      out.bytes(NODE);
+      out.bytes(NAR_NODE);
       node = next.value.node;
     }
     const ready = out.take();

@@ -1,0 +1,58 @@
+/**
+ * The shared-memory ring between the thread that serialises a tree on disk
+ * to NAR (`fs-nar-worker.ts`) and the thread that consumes the bytes
+ * (`fs-nar-stream.ts`). Node-only (SharedArrayBuffer + Atomics across
+ * worker threads).
+ *
+ * `slots` buffers of `slotSize` bytes, each with a state word: the producer
+ * fills a FREE slot, marks it FULL and posts `{ slot, used }`; the consumer
+ * marks it FREE again once the bytes are no longer needed. The producer
+ * blocks (Atomics.wait) when the next slot is still FULL, so at most
+ * `slots * slotSize` bytes are ever in flight, whatever the tree's size.
+ */
+
+export const SLOT_FREE = 0;
+export const SLOT_FULL = 1;
+/** Set in the extra state word after the last slot: the consumer gave up. */
+export const RING_CANCELLED = 1;
+
+export interface RingShape {
+  readonly slots: number;
+  readonly slotSize: number;
+}
+
+export interface RingBuffers extends RingShape {
+  /** `slots * slotSize` bytes of NAR. */
+  readonly data: SharedArrayBuffer;
+  /** One state word per slot, then the cancel word. */
+  readonly state: SharedArrayBuffer;
+}
+
+export function createRing(shape: RingShape): RingBuffers {
+  return {
+    ...shape,
+    data: new SharedArrayBuffer(shape.slots * shape.slotSize),
+    state: new SharedArrayBuffer(4 * (shape.slots + 1)),
+  };
+}
+
+/** Worker -> consumer messages. */
+export type RingMessage =
+  | { readonly kind: "slot"; readonly slot: number; readonly used: number }
+  | { readonly kind: "done" }
+  | {
+      readonly kind: "error";
+      /** The error class (InvalidInputError, IntegrityError, Error, ...). */
+      readonly name: string;
+      readonly message: string;
+      /** errno code of a failed system call (ENOENT, EACCES, ...). */
+      readonly code?: string;
+    };
+
+/** What the worker is started with (`workerData`). */
+export interface RingWorkerData {
+  readonly path: Uint8Array;
+  readonly ring: RingBuffers;
+  /** Bytes per read of a large file: larger reads fill slots with fewer calls. */
+  readonly readChunk: number;
+}
