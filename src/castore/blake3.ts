@@ -8,8 +8,12 @@
  * under 2 KiB (directory messages, small files) hash-wasm is 2-3x faster
  * (0.5 us vs 1.4 us for 100 bytes).
  */
-import { Blake3Hasher as NativeHasher, blake3 as nativeBlake3 } from "@napi-rs/blake-hash";
+
 import { createBLAKE3 } from "hash-wasm";
+import {
+  Blake3Hasher as NativeHasher,
+  blake3Native as nativeBlake3,
+} from "./blake3-native-node.js";
 
 export interface Blake3Hasher {
   update(data: Uint8Array): void;
@@ -34,11 +38,21 @@ export function createBlake3(): Blake3Hasher {
 const SMALL_INPUT = 2048;
 
 // One shared wasm instance: hashing is synchronous, so calls never interleave.
-const wasm = await createBLAKE3();
+// Compiled in the background rather than awaited at load (10-20 ms of every
+// CLI start); until it is ready the native hasher serves small inputs too.
+let wasm: Awaited<ReturnType<typeof createBLAKE3>> | undefined;
+createBLAKE3().then(
+  (instance) => {
+    wasm = instance;
+  },
+  () => {
+    // No WebAssembly here: the native hasher serves every size.
+  },
+);
 
 /** BLAKE3 of a complete byte string. */
 export function blake3(data: Uint8Array): Uint8Array {
-  if (data.length < SMALL_INPUT) {
+  if (data.length < SMALL_INPUT && wasm !== undefined) {
     wasm.init();
     wasm.update(data);
     return wasm.digest("binary");
