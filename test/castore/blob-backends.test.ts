@@ -162,6 +162,42 @@ describe("FsObjectStoreBlobService", () => {
     await s.sync();
   });
 
+  test("putBytes: digest computed by the store, small ones in LMDB, larger as files, nothing rewritten", async (t) => {
+    const root = tempDir(t);
+    await using s = await FsObjectStoreBlobService.open({ root, smallBlobMaxBytes: 1000 });
+    const small = testBytes(1000, 7);
+    const large = testBytes(5000, 8);
+    const ds = await s.putBytes(small);
+    const dl = await s.putBytes(large);
+    assert.deepEqual(ds, hashB3(small));
+    assert.deepEqual(dl, hashB3(large));
+    assert.equal(existsSync(s.blobPath(ds)), false);
+    assert.equal(existsSync(s.blobPath(dl)), true);
+    for (const [d, data] of [
+      [ds, small],
+      [dl, large],
+    ] as const) {
+      const r = await s.openRead(d);
+      assert.deepEqual(await r!.read(0, data.length), data);
+      await r!.close();
+    }
+    await s.sync();
+    const lmdbFile = join(root, "small", "data.mdb");
+    const before = [
+      statSync(lmdbFile, { bigint: true }).mtimeNs,
+      statSync(s.blobPath(dl), { bigint: true }).mtimeNs,
+    ];
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(await s.putBytes(small), ds);
+    assert.deepEqual(await s.putBytes(large), dl);
+    await s.sync();
+    const after = [
+      statSync(lmdbFile, { bigint: true }).mtimeNs,
+      statSync(s.blobPath(dl), { bigint: true }).mtimeNs,
+    ];
+    assert.deepEqual(after, before, "a blob present already is not written again");
+  });
+
   test("1,000 small blobs: close() does not fsync, one sync() does it for all", async (t) => {
     const root = tempDir(t);
     const proto = await fileHandleProto(root);

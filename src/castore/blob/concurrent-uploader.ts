@@ -5,6 +5,7 @@
  * not buffer an unbounded amount either.
  */
 import { IntegrityError, StorageError } from "../../errors.js";
+import { concatBytes } from "../bytes.js";
 import type { CallOptions } from "../call-options.js";
 import { type B3Digest, digestKey, formatB3 } from "../digest.js";
 import type { BlobService } from "./service.js";
@@ -62,19 +63,35 @@ export class ConcurrentBlobUploader {
 
   async #run(chunks: readonly Uint8Array[], digest: B3Digest): Promise<void> {
     const opts = this.#signal === undefined ? {} : { signal: this.#signal };
-    if (await this.#blobs.has(digest, opts)) return;
-    const w = this.#blobs.openWrite(opts);
     try {
-      for (const c of chunks) await w.write(c, opts);
-      const got = await w.close(opts);
+      const got = await this.#store(chunks, digest, opts);
       if (digestKey(got) !== digestKey(digest)) {
         throw new IntegrityError(
           `uploaded blob hashed to ${formatB3(got)}, expected ${formatB3(digest)}`,
         );
       }
     } catch (err) {
-      await w.abort(err);
       throw new StorageError(`uploading blob ${formatB3(digest)}`, { cause: err });
+    }
+  }
+
+  /** Stores the blob unless it exists; resolves to the digest the service computed. */
+  async #store(
+    chunks: readonly Uint8Array[],
+    digest: B3Digest,
+    opts: CallOptions,
+  ): Promise<B3Digest> {
+    if (this.#blobs.putBytes !== undefined) {
+      return this.#blobs.putBytes(chunks.length === 1 ? chunks[0]! : concatBytes(chunks), opts);
+    }
+    if (await this.#blobs.has(digest, opts)) return digest;
+    const w = this.#blobs.openWrite(opts);
+    try {
+      for (const c of chunks) await w.write(c, opts);
+      return await w.close(opts);
+    } catch (err) {
+      await w.abort(err);
+      throw err;
     }
   }
 

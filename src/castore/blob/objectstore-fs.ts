@@ -61,7 +61,7 @@ import {
 } from "../../errors.js";
 import { type Blake3Hasher, createBlake3 } from "../blake3.js";
 import type { CallOptions } from "../call-options.js";
-import { type B3Digest, formatB3 } from "../digest.js";
+import { type B3Digest, formatB3, hashB3 } from "../digest.js";
 import type { BlobReader, BlobService, BlobWriter, ChunkMeta, StreamOptions } from "./service.js";
 
 const KiB = 1024;
@@ -267,6 +267,27 @@ export class FsObjectStoreBlobService implements BlobService {
     const writer = new FsBlobWriter(this, this.#opts.writeBufferSize, options?.signal);
     this.#writers.add(writer);
     return writer;
+  }
+
+  /**
+   * A whole small blob in one call: one BLAKE3 pass, no writer, no buffer
+   * copies of ours. Blobs up to smallBlobMaxBytes go to the small-blob
+   * LMDB (only if absent there: a re-import rewrites nothing), larger ones
+   * through the synchronous temp-file path of placeSmall.
+   */
+  async putBytes(data: Uint8Array, options?: CallOptions): Promise<B3Digest> {
+    await this.#enter(options);
+    const digest = hashB3(data);
+    try {
+      if (this.#small !== undefined && data.length <= this.#opts.smallBlobMaxBytes) {
+        if (!this.#small.doesExist(digest)) await this.#small.put(digest, data);
+      } else if (!(await this.has(digest, options))) {
+        await this.placeSmall(data, digest);
+      }
+    } catch (err) {
+      throw this.#error(`writing blob ${formatB3(digest)}`, err);
+    }
+    return digest;
   }
 
   async chunks(digest: B3Digest, options?: CallOptions): Promise<ChunkMeta[] | undefined> {

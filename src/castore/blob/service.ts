@@ -77,6 +77,14 @@ export interface BlobService extends Closeable {
   /** Starts writing a new blob. */
   openWrite(options?: CallOptions): BlobWriter;
   /**
+   * Optional fast path for a whole blob already in memory (the small files
+   * of an import): stores `data` unless the blob exists and resolves to its
+   * digest, computed by the service. Visibility and durability as for a
+   * writer's `close()`. `data` must stay unmodified until the promise
+   * settles. Callers use `openWrite` when a service does not offer it.
+   */
+  putBytes?(data: Uint8Array, options?: CallOptions): Promise<B3Digest>;
+  /**
    * The blob's chunk list, for backends that store blobs chunked: `[]` when
    * the blob exists but is stored whole, `undefined` when it does not exist.
    */

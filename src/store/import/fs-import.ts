@@ -2,10 +2,10 @@
 import { basename, resolve } from "node:path";
 import type { CallOptions } from "../../castore/call-options.js";
 import { contentAddressedStorePath } from "../content-address.js";
-import { fsNarSource } from "../nar/fs-source.js";
 import type { PathInfo } from "../path-info.js";
 import type { PathInfoService } from "../pathinfo/service.js";
-import { type CastoreWriters, type IngestInit, ingestSource } from "./ingest-source.js";
+import { ingestPath } from "./fs-ingest.js";
+import type { CastoreWriters, IngestInit } from "./ingest-source.js";
 
 export interface ImportPathInit extends IngestInit {
   /** Store path name (default: the basename of the path, as Nix does). */
@@ -31,13 +31,7 @@ export async function importPath(
   const ca = { method: "nar", algo: "sha256" } as const;
   // Validate the name before reading anything.
   contentAddressedStorePath(name, { ...ca, digest: new Uint8Array(32) });
-  const source = fsNarSource(path, { reuseBuffer: true });
-  const { node, narSha256, narSize } = await ingestSource(
-    source,
-    services,
-    { ...init, transient: true },
-    options,
-  );
+  const { node, narSha256, narSize } = await ingestPath(path, services, init, options);
   const storePath = contentAddressedStorePath(name, { ...ca, digest: narSha256 });
   const info: PathInfo = {
     storePath,

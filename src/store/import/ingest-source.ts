@@ -150,24 +150,8 @@ class IngestContext {
     done({ type: "file", digest, size: node.size, executable: node.executable });
   }
 
-  async #uploadLarge(
-    node: Extract<NarSourceNode, { type: "file" }>,
-    digest: B3Digest,
-  ): Promise<void> {
-    if (await this.#blobs.has(digest, this.#opts)) return;
-    const w = this.#blobs.openWrite(this.#opts);
-    try {
-      for await (const chunk of node.contents()) await w.write(chunk, this.#opts);
-      const got = await w.close(this.#opts);
-      if (digestKey(got) !== digestKey(digest)) {
-        throw new IntegrityError(
-          `file changed while being imported: first read hashed to ${formatB3(digest)}, second to ${formatB3(got)}`,
-        );
-      }
-    } catch (err) {
-      await w.abort(err);
-      throw err;
-    }
+  #uploadLarge(node: Extract<NarSourceNode, { type: "file" }>, digest: B3Digest): Promise<void> {
+    return storeIfMissing(this.#blobs, digest, () => node.contents(), this.#opts);
   }
 
   async *#dirEntries(
@@ -205,5 +189,33 @@ class IngestContext {
     this.#putter = undefined;
     // Let started uploads settle so nothing keeps running after we return.
     await this.#uploader.finish().catch(() => undefined);
+  }
+}
+
+/**
+ * Stores a blob whose digest was computed on a first read, by reading its
+ * contents again, unless the store has it already. A second read that
+ * hashes differently (the file changed in between) fails with IntegrityError
+ * and stores nothing.
+ */
+export async function storeIfMissing(
+  blobs: BlobService,
+  digest: B3Digest,
+  contents: () => AsyncIterable<Uint8Array>,
+  options: CallOptions,
+): Promise<void> {
+  if (await blobs.has(digest, options)) return;
+  const w = blobs.openWrite(options);
+  try {
+    for await (const chunk of contents()) await w.write(chunk, options);
+    const got = await w.close(options);
+    if (digestKey(got) !== digestKey(digest)) {
+      throw new IntegrityError(
+        `file changed while being imported: first read hashed to ${formatB3(digest)}, second to ${formatB3(got)}`,
+      );
+    }
+  } catch (err) {
+    await w.abort(err);
+    throw err;
   }
 }

@@ -36,9 +36,39 @@ export function createRing(shape: RingShape): RingBuffers {
   };
 }
 
+/**
+ * What the NAR bytes of a slot contain, for consumers that ingest the tree
+ * (`describe` mode). In NAR order; `name` is absent for the root.
+ */
+export type TreeEvent =
+  | { readonly t: "dir"; readonly name?: Uint8Array }
+  | { readonly t: "end" }
+  | { readonly t: "symlink"; readonly name?: Uint8Array; readonly target: Uint8Array }
+  | {
+      readonly t: "file";
+      readonly name?: Uint8Array;
+      readonly executable: boolean;
+      readonly size: number;
+      /** BLAKE3 of the contents, computed by the worker as it read them. */
+      readonly digest: Uint8Array;
+      /**
+       * Where the contents lie in this message's slot, when they fit in one
+       * (files up to `slotSize` never straddle slots in describe mode).
+       */
+      readonly at?: number;
+      /** The file's path, for files not held in one slot (re-read them to store them). */
+      readonly path?: Uint8Array;
+    };
+
 /** Worker -> consumer messages. */
 export type RingMessage =
-  | { readonly kind: "slot"; readonly slot: number; readonly used: number }
+  | {
+      readonly kind: "slot";
+      readonly slot: number;
+      readonly used: number;
+      /** describe mode: the tree events whose bytes end in this slot (or before). */
+      readonly events?: readonly TreeEvent[];
+    }
   | { readonly kind: "done" }
   | {
       readonly kind: "error";
@@ -55,4 +85,6 @@ export interface RingWorkerData {
   readonly ring: RingBuffers;
   /** Bytes per read of a large file: larger reads fill slots with fewer calls. */
   readonly readChunk: number;
+  /** Also send TreeEvents with BLAKE3 digests of the files (for ingestion). */
+  readonly describe: boolean;
 }

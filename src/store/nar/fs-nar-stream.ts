@@ -14,8 +14,10 @@ import {
   createRing,
   RING_CANCELLED,
   type RingMessage,
+  type RingShape,
   type RingWorkerData,
   SLOT_FREE,
+  type TreeEvent,
 } from "./fs-nar-ring.js";
 import { fsNarSource } from "./fs-source.js";
 import { writeNar } from "./writer.js";
@@ -28,7 +30,9 @@ export interface FsNarStreamOptions {
 
 /** Below this, a lone file or symlink is serialised in-process: starting a thread costs more. */
 const IN_PROCESS_MAX = 4 << 20;
-const RING = { slots: 4, slotSize: 256 << 10 };
+const RING: RingShape = { slots: 4, slotSize: 256 << 10 };
+/** Files up to a slot are stored from the ring: large slots keep most files there. */
+const DESCRIBE_RING: RingShape = { slots: 8, slotSize: 1 << 20 };
 
 /** The NAR of `path` (what `nix-store --dump PATH` writes). */
 export function fsNarStream(
@@ -51,9 +55,38 @@ async function* fromWorker(
   transient: boolean,
   signal: AbortSignal | undefined,
 ): AsyncGenerator<Uint8Array, void, undefined> {
+  for await (const { bytes } of fsNarSlots(path, { describe: false, signal })) {
+    yield transient ? bytes : bytes.slice();
+  }
+}
+
+/** One slot of the worker's output: NAR bytes, and in describe mode the tree events they hold. */
+export interface NarSlot {
+  /** Valid until the next slot is asked for. */
+  readonly bytes: Uint8Array;
+  readonly events: readonly TreeEvent[];
+}
+
+export interface FsNarSlotsOptions {
+  /** Ask the worker for TreeEvents with BLAKE3 digests (for ingestion). */
+  describe: boolean;
+  signal?: AbortSignal | undefined;
+  /** Ring geometry (default 4 x 256 KiB, describe mode 8 x 1 MiB). */
+  ring?: RingShape;
+}
+
+/**
+ * The NAR of `path` slot by slot, straight from the worker's ring. A slot
+ * is given back to the worker when the next one is asked for.
+ */
+export async function* fsNarSlots(
+  path: string,
+  options: FsNarSlotsOptions,
+): AsyncGenerator<NarSlot, void, undefined> {
+  const { signal, describe } = options;
   throwIfAborted(signal);
-  const ring = createRing(RING);
-  const data: RingWorkerData = { path: Buffer.from(path), ring, readChunk: 1 << 20 };
+  const ring = createRing(options.ring ?? (describe ? DESCRIBE_RING : RING));
+  const data: RingWorkerData = { path: Buffer.from(path), ring, readChunk: 1 << 20, describe };
   const worker = new Worker(new URL("./fs-nar-worker.js", import.meta.url), { workerData: data });
   const state = new Int32Array(ring.state);
   const inbox: RingMessage[] = [];
@@ -100,8 +133,10 @@ async function* fromWorker(
       if (m.kind === "done") return;
       if (m.kind === "error") throw rebuildError(m);
       held = m.slot;
-      const view = new Uint8Array(ring.data, m.slot * ring.slotSize, m.used);
-      yield transient ? view : view.slice();
+      yield {
+        bytes: new Uint8Array(ring.data, m.slot * ring.slotSize, m.used),
+        events: m.events ?? NO_EVENTS,
+      };
     }
   } finally {
     signal?.removeEventListener("abort", poke);
@@ -111,6 +146,8 @@ async function* fromWorker(
     await worker.terminate();
   }
 }
+
+const NO_EVENTS: readonly TreeEvent[] = [];
 
 /** The worker's error, as the same class and message the in-process source throws. */
 function rebuildError(m: Extract<RingMessage, { kind: "error" }>): Error {

@@ -13,12 +13,14 @@
  */
 import { closeSync, lstatSync, readlinkSync, readSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
+import type { Blake3Hasher } from "../../castore/blake3.js";
 import {
   RING_CANCELLED,
   type RingMessage,
   type RingWorkerData,
   SLOT_FREE,
   SLOT_FULL,
+  type TreeEvent,
 } from "./fs-nar-ring.js";
 import { childPath, notNarType, openNoFollow, shrankError, sortedDirents } from "./fs-source.js";
 import {
@@ -46,6 +48,8 @@ class RingWriter {
   readonly #post: (m: RingMessage) => void;
   #slot = 0;
   #used = 0;
+  /** describe mode: events of the current slot. */
+  #events: TreeEvent[] = [];
   /** Whether the current slot was seen free (the consumer may still hold it otherwise). */
   #acquired = false;
   readonly #num = new DataView(new ArrayBuffer(8));
@@ -60,12 +64,44 @@ class RingWriter {
 
   /** Hands the current slot (if it holds anything) over to the consumer. */
   publish(): void {
-    if (this.#used === 0) return;
+    if (this.#used === 0 && this.#events.length === 0) return;
     Atomics.store(this.#state, this.#slot, SLOT_FULL);
-    this.#post({ kind: "slot", slot: this.#slot, used: this.#used });
+    this.#post(
+      this.#events.length === 0
+        ? { kind: "slot", slot: this.#slot, used: this.#used }
+        : { kind: "slot", slot: this.#slot, used: this.#used, events: this.#events },
+    );
+    this.#events = [];
     this.#slot = (this.#slot + 1) % this.#slots;
     this.#used = 0;
     this.#acquired = false;
+  }
+
+  event(e: TreeEvent): void {
+    this.#events.push(e);
+  }
+
+  get slotSize(): number {
+    return this.#slotSize;
+  }
+
+  /** Offset of the next byte in the current slot (after making room for at least one). */
+  get position(): number {
+    this.#room();
+    return this.#used;
+  }
+
+  /** Bytes free in the current slot. */
+  get room(): number {
+    return this.#room();
+  }
+
+  /** A view of bytes written to the current slot. */
+  view(at: number, length: number): Uint8Array {
+    return this.#data.subarray(
+      this.#slot * this.#slotSize + at,
+      this.#slot * this.#slotSize + at + length,
+    );
   }
 
   /** Free bytes in the current slot; publishes a full one and waits for the next to be free. */
@@ -110,32 +146,46 @@ class RingWriter {
   }
 
   /** Reads exactly `size` bytes of `fd` into the ring, `maxRead` bytes per call at most. */
-  readFrom(fd: number, size: number, maxRead: number, path: Buffer): void {
+  readFrom(fd: number, size: number, maxRead: number, path: Buffer, hasher?: Blake3Hasher): void {
     let left = size;
     while (left > 0) {
       const want = Math.min(left, this.#room(), maxRead);
-      const n = readSync(fd, this.#data, this.#slot * this.#slotSize + this.#used, want, null);
+      const at = this.#slot * this.#slotSize + this.#used;
+      const n = readSync(fd, this.#data, at, want, null);
       if (n === 0) throw shrankError(path);
+      hasher?.update(this.#data.subarray(at, at + n));
       this.#used += n;
       left -= n;
     }
   }
 }
 
+/** BLAKE3, loaded only when the consumer wants file digests (describe mode). */
+type Blake3Module = typeof import("../../castore/blake3.js");
+
+interface Walk {
+  readonly out: RingWriter;
+  readonly maxRead: number;
+  readonly b3: Blake3Module | undefined;
+}
+
 function serialise(
-  out: RingWriter,
+  w: Walk,
   path: Buffer,
+  name: Buffer | undefined,
   kind: "file" | "symlink" | "directory" | undefined,
-  maxRead: number,
 ): void {
+  const { out } = w;
   if (kind === undefined || kind === "file") {
     const st = lstatSync(path);
     if (st.isFile()) {
-      out.put(st.mode & S_IXUSR ? NAR_EXECUTABLE : NAR_REGULAR);
+      const executable = (st.mode & S_IXUSR) !== 0;
+      out.put(executable ? NAR_EXECUTABLE : NAR_REGULAR);
       out.u64(st.size);
       const fd = openNoFollow(path);
       try {
-        out.readFrom(fd, st.size, maxRead, path);
+        if (w.b3 === undefined) out.readFrom(fd, st.size, w.maxRead, path);
+        else describeFile(w, w.b3, fd, path, name, executable, st.size);
       } finally {
         closeSync(fd);
       }
@@ -148,11 +198,15 @@ function serialise(
     else throw notNarType(path);
   }
   if (kind === "symlink") {
+    const target = readlinkSync(path, { encoding: "buffer" });
     out.put(NAR_SYMLINK);
-    out.str(readlinkSync(path, { encoding: "buffer" }));
+    out.str(target);
     out.put(NAR_CLOSE);
+    if (w.b3 !== undefined)
+      out.event(name === undefined ? { t: "symlink", target } : { t: "symlink", name, target });
     return;
   }
+  if (w.b3 !== undefined) out.event(name === undefined ? { t: "dir" } : { t: "dir", name });
   out.put(NAR_DIRECTORY);
   for (const d of sortedDirents(path)) {
     out.put(NAR_ENTRY);
@@ -160,21 +214,54 @@ function serialise(
     out.put(NAR_NODE);
     // readdir's type saves an lstat for directories and symlinks; files need one anyway.
     const childKind = d.isDirectory() ? "directory" : d.isSymbolicLink() ? "symlink" : undefined;
-    serialise(out, childPath(path, d.name), childKind, maxRead);
+    serialise(w, childPath(path, d.name), d.name, childKind);
     out.put(NAR_CLOSE);
   }
   out.put(NAR_CLOSE);
+  if (w.b3 !== undefined) out.event({ t: "end" });
 }
 
-function run(): void {
+/**
+ * Reads a file into the ring and reports it with its BLAKE3 digest. A file
+ * that fits in a slot is placed in one (starting a fresh slot if needed),
+ * so the consumer can store it from the ring without reading it again.
+ */
+function describeFile(
+  w: Walk,
+  b3: Blake3Module,
+  fd: number,
+  path: Buffer,
+  name: Buffer | undefined,
+  executable: boolean,
+  size: number,
+): void {
+  const { out } = w;
+  const base =
+    name === undefined
+      ? { t: "file" as const, executable, size }
+      : { t: "file" as const, name, executable, size };
+  if (size <= out.slotSize) {
+    if (size > out.room) out.publish();
+    const at = size === 0 ? 0 : out.position;
+    out.readFrom(fd, size, w.maxRead, path);
+    out.event({ ...base, digest: b3.blake3(out.view(at, size)), at });
+    return;
+  }
+  const hasher = b3.createBlake3();
+  out.readFrom(fd, size, w.maxRead, path, hasher);
+  out.event({ ...base, digest: hasher.digest(), path });
+}
+
+async function run(): Promise<void> {
   const port = parentPort;
   if (port === null) throw new Error("fs-nar-worker.js must run in a worker thread");
   const data = workerData as RingWorkerData;
   const post = (m: RingMessage): void => port.postMessage(m);
   const out = new RingWriter(data, post);
   try {
+    const b3 = data.describe ? await import("../../castore/blake3.js") : undefined;
     out.put(NAR_MAGIC);
-    serialise(out, Buffer.from(data.path), undefined, data.readChunk);
+    serialise({ out, maxRead: data.readChunk, b3 }, Buffer.from(data.path), undefined, undefined);
     out.publish();
     post({ kind: "done" });
   } catch (err) {
@@ -189,4 +276,4 @@ function run(): void {
   }
 }
 
-run();
+await run();

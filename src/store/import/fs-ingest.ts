@@ -1,0 +1,120 @@
+/**
+ * Ingests a tree on disk (the pipeline behind `strata import` and `strata
+ * copy`), split over two threads: a worker walks the tree, reads every file
+ * once into a shared ring and BLAKE3-hashes it (fs-nar-worker.ts); this
+ * thread hashes the NAR bytes (SHA-256), stores the blobs that are missing
+ * and puts the directories leaves first. Node-only.
+ *
+ * Files that fit in a ring slot are stored from the ring; larger ones are
+ * read a second time, and only when their blob is missing, so a re-import
+ * reads every file once and writes nothing.
+ */
+import { lstatSync } from "node:fs";
+import { ConcurrentBlobUploader } from "../../castore/blob/concurrent-uploader.js";
+import type { CallOptions } from "../../castore/call-options.js";
+import { b3Digest } from "../../castore/digest.js";
+import type { DirectoryPutter } from "../../castore/directory/service.js";
+import { Directory } from "../../castore/directory.js";
+import type { Node } from "../../castore/node.js";
+import { StorageError } from "../../errors.js";
+import { fsNarSlots } from "../nar/fs-nar-stream.js";
+import { fsNarSource } from "../nar/fs-source.js";
+import { createSha256 } from "../sha256-node.js";
+import {
+  type CastoreWriters,
+  type IngestInit,
+  type IngestResult,
+  ingestSource,
+  storeIfMissing,
+} from "./ingest-source.js";
+
+/** A lone file or symlink below this is ingested in-process: a thread costs more to start. */
+const IN_PROCESS_MAX = 4 << 20;
+
+interface Frame {
+  readonly name: Uint8Array | undefined;
+  readonly entries: { name: Uint8Array; node: Node }[];
+}
+
+/** Ingests the tree at `path`; durable when it resolves (like `ingestSource`). */
+export async function ingestPath(
+  path: string,
+  services: CastoreWriters,
+  init: IngestInit = {},
+  options: CallOptions = {},
+): Promise<IngestResult> {
+  const st = lstatSync(path);
+  if (!st.isDirectory() && st.size < IN_PROCESS_MAX) {
+    const source = fsNarSource(path, { reuseBuffer: true });
+    return ingestSource(source, services, { ...init, transient: true }, options);
+  }
+  const sha = createSha256();
+  let narSize = 0;
+  const uploader = new ConcurrentBlobUploader(
+    services.blobs,
+    init.maxBytesInFlight === undefined ? {} : { maxBytesInFlight: init.maxBytesInFlight },
+    options,
+  );
+  let putter: DirectoryPutter | undefined;
+  const stack: Frame[] = [];
+  let root: Node | undefined;
+  const place = (name: Uint8Array | undefined, node: Node): void => {
+    const parent = stack[stack.length - 1];
+    if (parent === undefined) root = node;
+    else parent.entries.push({ name: name!, node });
+  };
+  try {
+    for await (const slot of fsNarSlots(path, { describe: true, signal: options.signal })) {
+      sha.update(slot.bytes);
+      narSize += slot.bytes.length;
+      for (const ev of slot.events) {
+        switch (ev.t) {
+          case "dir":
+            stack.push({ name: ev.name, entries: [] });
+            break;
+          case "end": {
+            const frame = stack.pop()!;
+            const dir = Directory.fromEntries(frame.entries);
+            putter ??= services.directories.putMultiple(options);
+            await putter.put(dir, options);
+            place(frame.name, { type: "directory", digest: dir.digest(), size: dir.size });
+            break;
+          }
+          case "symlink":
+            place(ev.name, { type: "symlink", target: ev.target });
+            break;
+          case "file": {
+            const digest = b3Digest(ev.digest);
+            if (ev.at !== undefined) {
+              // A copy: the ring slot is reused once the next one is asked for.
+              const bytes = slot.bytes.slice(ev.at, ev.at + ev.size);
+              await uploader.upload([bytes], ev.size, digest);
+            } else {
+              const file = fsNarSource(Buffer.from(ev.path!), { reuseBuffer: true });
+              if (file.type !== "file") {
+                throw new StorageError(`'${Buffer.from(ev.path!)}' changed while being imported`);
+              }
+              await storeIfMissing(services.blobs, digest, () => file.contents(), options);
+            }
+            init.onFile?.(ev.size);
+            place(ev.name, { type: "file", digest, size: ev.size, executable: ev.executable });
+            break;
+          }
+        }
+      }
+    }
+    if (root === undefined) throw new StorageError(`ingest of '${path}': no root node`);
+    await uploader.finish();
+    await services.blobs.sync(options);
+    if (putter !== undefined) {
+      const p = putter;
+      putter = undefined;
+      await p.close(options);
+    }
+    return { node: root, narSha256: sha.digest(), narSize };
+  } catch (err) {
+    await putter?.abort(err);
+    await uploader.finish().catch(() => undefined);
+    throw err;
+  }
+}
