@@ -10,8 +10,7 @@ import { Command } from "commander";
 import { bytesEqual, toHex } from "../../castore/bytes.js";
 import { IntegrityError, InvalidInputError } from "../../errors.js";
 import { parseContentAddress } from "../../store/content-address.js";
-import { ingestSource } from "../../store/import/ingest-source.js";
-import { fsNarSource } from "../../store/nar/fs-source.js";
+import { ingestPath } from "../../store/import/fs-ingest.js";
 import type { PathInfo } from "../../store/path-info.js";
 import { parseSignature } from "../../store/signature.js";
 import { STORE_DIR, StorePath } from "../../store/store-path.js";
@@ -115,8 +114,7 @@ export function copyCommand(): Command {
         if (existing === undefined) {
           const narSha256 = parseSha256(e.narHash);
           const onDisk = join(opts.storeRoot, STORE_DIR, storePath.basename);
-          const source = fsNarSource(onDisk, { reuseBuffer: true });
-          const r = await ingestSource(source, stores);
+          const r = await ingestPath(onDisk, stores);
           if (!bytesEqual(r.narSha256, narSha256) || r.narSize !== e.narSize) {
             throw new IntegrityError(
               `${e.path} on disk does not match its metadata: NAR sha256 ${toHex(r.narSha256)} (${r.narSize} bytes), ` +
