@@ -55,6 +55,27 @@ export class ConcurrentBlobUploader {
     this.#pending.set(key, p);
   }
 
+  /**
+   * `upload` for bytes the caller reuses once this resolves (a ring buffer):
+   * they are copied unless the blob is known to exist. A store offering
+   * `putBytes` is local, so its `has` is cheap and asked first: a re-import
+   * then copies and hashes nothing. Remote stores keep their concurrency
+   * (the check runs inside the scheduled upload) and always get a copy.
+   */
+  async uploadView(view: Uint8Array, digest: B3Digest): Promise<void> {
+    this.#throwIfFailed();
+    const key = digestKey(digest);
+    if (this.#pending.has(key)) return;
+    if (this.#blobs.putBytes !== undefined) {
+      const opts = this.#signal === undefined ? {} : { signal: this.#signal };
+      if (await this.#blobs.has(digest, opts)) {
+        this.#pending.set(key, Promise.resolve());
+        return;
+      }
+    }
+    await this.upload([view.slice()], view.length, digest);
+  }
+
   /** Waits for every scheduled upload; rejects with the first failure. */
   async finish(): Promise<void> {
     await Promise.all(this.#pending.values());

@@ -86,9 +86,8 @@ export async function ingestPath(
           case "file": {
             const digest = b3Digest(ev.digest);
             if (ev.at !== undefined) {
-              // A copy: the ring slot is reused once the next one is asked for.
-              const bytes = slot.bytes.slice(ev.at, ev.at + ev.size);
-              await uploader.upload([bytes], ev.size, digest);
+              // Copied if needed: the ring slot is reused once the next one is asked for.
+              await uploader.uploadView(slot.bytes.subarray(ev.at, ev.at + ev.size), digest);
             } else {
               const file = fsNarSource(Buffer.from(ev.path!), { reuseBuffer: true });
               if (file.type !== "file") {

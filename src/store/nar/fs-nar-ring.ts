@@ -66,8 +66,11 @@ export type RingMessage =
       readonly kind: "slot";
       readonly slot: number;
       readonly used: number;
-      /** describe mode: the tree events whose bytes end in this slot (or before). */
-      readonly events?: readonly TreeEvent[];
+      /**
+       * describe mode: the tree events whose bytes end in this slot (or
+       * before), encoded by TreeEventEncoder (tree-events.ts).
+       */
+      readonly events?: ArrayBuffer;
     }
   | { readonly kind: "done" }
   | {

@@ -20,6 +20,7 @@ import {
   type TreeEvent,
 } from "./fs-nar-ring.js";
 import { fsNarSource } from "./fs-source.js";
+import { decodeTreeEvents } from "./tree-events.js";
 import { writeNar } from "./writer.js";
 
 export interface FsNarStreamOptions {
@@ -135,7 +136,7 @@ export async function* fsNarSlots(
       held = m.slot;
       yield {
         bytes: new Uint8Array(ring.data, m.slot * ring.slotSize, m.used),
-        events: m.events ?? NO_EVENTS,
+        events: m.events === undefined ? NO_EVENTS : decodeTreeEvents(m.events),
       };
     }
   } finally {

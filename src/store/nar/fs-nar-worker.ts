@@ -33,6 +33,7 @@ import {
   NAR_REGULAR,
   NAR_SYMLINK,
 } from "./tokens.js";
+import { TreeEventEncoder } from "./tree-events.js";
 
 const S_IXUSR = 0o100;
 const ZEROS = new Uint8Array(8);
@@ -45,16 +46,16 @@ class RingWriter {
   readonly #state: Int32Array;
   readonly #slots: number;
   readonly #slotSize: number;
-  readonly #post: (m: RingMessage) => void;
+  readonly #post: (m: RingMessage, transfer: ArrayBuffer[]) => void;
   #slot = 0;
   #used = 0;
   /** describe mode: events of the current slot. */
-  #events: TreeEvent[] = [];
+  readonly #events = new TreeEventEncoder();
   /** Whether the current slot was seen free (the consumer may still hold it otherwise). */
   #acquired = false;
   readonly #num = new DataView(new ArrayBuffer(8));
 
-  constructor(d: RingWorkerData, post: (m: RingMessage) => void) {
+  constructor(d: RingWorkerData, post: (m: RingMessage, transfer: ArrayBuffer[]) => void) {
     this.#data = new Uint8Array(d.ring.data);
     this.#state = new Int32Array(d.ring.state);
     this.#slots = d.ring.slots;
@@ -66,19 +67,33 @@ class RingWriter {
   publish(): void {
     if (this.#used === 0 && this.#events.length === 0) return;
     Atomics.store(this.#state, this.#slot, SLOT_FULL);
-    this.#post(
-      this.#events.length === 0
-        ? { kind: "slot", slot: this.#slot, used: this.#used }
-        : { kind: "slot", slot: this.#slot, used: this.#used, events: this.#events },
-    );
-    this.#events = [];
+    if (this.#events.length === 0) {
+      this.#post({ kind: "slot", slot: this.#slot, used: this.#used }, []);
+    } else {
+      const events = this.#events.take();
+      this.#post({ kind: "slot", slot: this.#slot, used: this.#used, events }, [events]);
+    }
     this.#slot = (this.#slot + 1) % this.#slots;
     this.#used = 0;
     this.#acquired = false;
   }
 
   event(e: TreeEvent): void {
-    this.#events.push(e);
+    const ev = this.#events;
+    switch (e.t) {
+      case "dir":
+        ev.dir(e.name);
+        break;
+      case "end":
+        ev.end();
+        break;
+      case "symlink":
+        ev.symlink(e.name, e.target);
+        break;
+      case "file":
+        ev.file(e.name, e.executable, e.size, e.digest, e.at, e.path);
+        break;
+    }
   }
 
   get slotSize(): number {
@@ -256,7 +271,8 @@ async function run(): Promise<void> {
   const port = parentPort;
   if (port === null) throw new Error("fs-nar-worker.js must run in a worker thread");
   const data = workerData as RingWorkerData;
-  const post = (m: RingMessage): void => port.postMessage(m);
+  const post = (m: RingMessage, transfer: ArrayBuffer[] = []): void =>
+    port.postMessage(m, transfer);
   const out = new RingWriter(data, post);
   try {
     const b3 = data.describe ? await import("../../castore/blake3.js") : undefined;
