@@ -12,7 +12,7 @@ import {
   throwIfAborted,
   withContext,
 } from "../../errors.js";
-import { Logger, type LogSink, parseLogSpec } from "../../observability/log.js";
+import { Logger, type LogSink, logger, parseLogSpec } from "../../observability/log.js";
 import type { CallOptions, Closeable } from "../call-options.js";
 
 /** An inner instance of a combinator, with the instance name used in messages and logs. */
@@ -29,6 +29,41 @@ export interface CombinatorDeps {
   readonly log?: Logger;
   /** Milliseconds clock for TTLs; default `Date.now`. */
   readonly now?: () => number;
+}
+
+/**
+ * How the combinators of one service kind name themselves; the combinator
+ * code is the same for every kind, only these words differ.
+ */
+export interface CombinatorKind {
+  /** The kind in messages: `blob`, `directory`, `path info` (`path info cache 'root'`). */
+  readonly noun: string;
+  /** Prefix of the log module: `castore.blob` (`castore.blob.cache`). */
+  readonly module: string;
+}
+
+/** The castore kinds (path info's is in store/pathinfo/combinators/union-list.ts). */
+export const BLOB_KIND: CombinatorKind = { noun: "blob", module: "castore.blob" };
+export const DIRECTORY_KIND: CombinatorKind = { noun: "directory", module: "castore.directory" };
+
+/** Who a combinator instance is: the name its errors start with, and its logger. */
+export interface CombinatorIdentity {
+  /** E.g. `path info cache 'root'`. */
+  readonly what: string;
+  readonly log: Logger;
+}
+
+/** The identity of a combinator of type `type` (`cache`, `priority`, ...) of `kind`. */
+export function combinatorIdentity(
+  kind: CombinatorKind,
+  type: string,
+  deps: CombinatorDeps,
+): CombinatorIdentity {
+  const name = deps.instanceName ?? "anonymous";
+  return {
+    what: `${kind.noun} ${type} '${name}'`,
+    log: deps.log ?? logger(`${kind.module}.${type}`, { instance: name }),
+  };
 }
 
 /** A logger that drops everything (tests that do not look at logs). */
@@ -55,6 +90,18 @@ export function isCallerError(err: unknown): boolean {
 export function innerError(err: unknown, message: string): unknown {
   if (isCallerError(err)) return err;
   return withContext(err, message);
+}
+
+/**
+ * Awaits `call`; an inner failure is re-thrown with `context` (see
+ * `innerError`), so it says which combinator and which inner store failed.
+ */
+export async function askInner<T>(context: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    throw innerError(err, context);
+  }
 }
 
 /** Open/closed state and the inner instances a combinator closes with itself. */
