@@ -60,13 +60,12 @@ export class LruInner<S extends Closeable, T, V> {
   }
 
   /** A call to the inner store; its failure is re-thrown naming the lru and the store. */
-  async call<R>(
+  call<R>(
     op: string,
     options: CallOptions | undefined,
     call: (inner: S) => Promise<R>,
   ): Promise<R> {
-    this.state.check(options);
-    return askInner(this.context(op), () => call(this.inner.service));
+    return this.state.call(options, this.context(op), () => call(this.inner.service));
   }
 
   /** The item with key `key`: from memory, else from the inner store (and then remembered). */

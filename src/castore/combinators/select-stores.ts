@@ -8,7 +8,6 @@ import type { CallOptions, Closeable } from "../call-options.js";
 import { NegativeCache } from "./negative-cache.js";
 import type { Probe, SelectCaller, SelectOutcome, Selector } from "./select.js";
 import {
-  askInner,
   type CombinatorDeps,
   type CombinatorKind,
   CombinatorState,
@@ -92,13 +91,12 @@ export class SelectStores<S extends Closeable> {
   }
 
   /** A write, which goes to the first store only. */
-  async write<T>(
+  write<T>(
     op: string,
     options: CallOptions | undefined,
     call: (primary: S) => Promise<T>,
   ): Promise<T> {
-    this.state.check(options);
-    return askInner(this.primaryContext(op), () => call(this.primary.service));
+    return this.state.call(options, this.primaryContext(op), () => call(this.primary.service));
   }
 
   close(): Promise<void> {

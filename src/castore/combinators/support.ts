@@ -131,6 +131,19 @@ export class CombinatorState {
   }
 
   /**
+   * A call to an inner instance: checks this state and the caller's signal
+   * first; a failure is re-thrown with `context` (see `askInner`).
+   */
+  async call<T>(
+    options: CallOptions | undefined,
+    context: string,
+    call: () => Promise<T>,
+  ): Promise<T> {
+    this.check(options);
+    return askInner(context, call);
+  }
+
+  /**
    * Closes the inner instances (each once, even when listed twice). In a
    * composition they are handles whose close does nothing: the composition
    * closes every instance itself. Idempotent.
