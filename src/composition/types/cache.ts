@@ -15,6 +15,8 @@
  *   `cache://?near=memory://&far=grpc%2Bhttps://host`.
  */
 import { z } from "zod";
+import type { CacheInit } from "../../castore/combinators/cache-tiers.js";
+import type { CombinatorDeps } from "../../castore/combinators/support.js";
 import {
   defineServiceType,
   type ServiceByKind,
@@ -63,20 +65,28 @@ function cacheFromUrl(url: URL): CacheConfig {
   };
 }
 
-interface CacheInit<S> {
-  near: { name: string; service: S };
-  far: { name: string; service: S };
-  write?: "near" | "through";
-  negativeTtlMs?: number;
-}
-
-function cacheType<K extends ServiceKind>(
-  kind: K,
-  make: (
+/** The kind's Cache*Service, loaded on first use. */
+const CACHE_CLASSES: {
+  [K in ServiceKind]: (
     init: CacheInit<ServiceByKind[K]>,
-    deps: ReturnType<typeof combinatorDeps>,
-  ) => Promise<ServiceByKind[K]>,
-): ServiceType<K, CacheConfig> {
+    deps: CombinatorDeps,
+  ) => Promise<ServiceByKind[K]>;
+} = {
+  blob: async (init, deps) => {
+    const { CacheBlobService } = await import("../../castore/blob/combinators/cache.js");
+    return new CacheBlobService(init, deps);
+  },
+  directory: async (init, deps) => {
+    const { CacheDirectoryService } = await import("../../castore/directory/combinators/cache.js");
+    return new CacheDirectoryService(init, deps);
+  },
+  pathinfo: async (init, deps) => {
+    const { CachePathInfoService } = await import("../../store/pathinfo/combinators/cache.js");
+    return new CachePathInfoService(init, deps);
+  },
+};
+
+function cacheType<K extends ServiceKind>(kind: K): ServiceType<K, CacheConfig> {
   return defineServiceType({
     kind,
     tag: "cache",
@@ -95,7 +105,7 @@ function cacheType<K extends ServiceKind>(
         { field: "near", ref: config.near },
         { field: "far", ref: config.far },
       ]);
-      return make(
+      return CACHE_CLASSES[kind](
         {
           near: near!,
           far: far!,
@@ -107,26 +117,6 @@ function cacheType<K extends ServiceKind>(
   });
 }
 
-export const cacheBlobType: ServiceType<"blob", CacheConfig> = cacheType(
-  "blob",
-  async (init, deps) => {
-    const { CacheBlobService } = await import("../../castore/blob/combinators/cache.js");
-    return new CacheBlobService(init, deps);
-  },
-);
-
-export const cacheDirectoryType: ServiceType<"directory", CacheConfig> = cacheType(
-  "directory",
-  async (init, deps) => {
-    const { CacheDirectoryService } = await import("../../castore/directory/combinators/cache.js");
-    return new CacheDirectoryService(init, deps);
-  },
-);
-
-export const cachePathInfoType: ServiceType<"pathinfo", CacheConfig> = cacheType(
-  "pathinfo",
-  async (init, deps) => {
-    const { CachePathInfoService } = await import("../../store/pathinfo/combinators/cache.js");
-    return new CachePathInfoService(init, deps);
-  },
-);
+export const cacheBlobType: ServiceType<"blob", CacheConfig> = cacheType("blob");
+export const cacheDirectoryType: ServiceType<"directory", CacheConfig> = cacheType("directory");
+export const cachePathInfoType: ServiceType<"pathinfo", CacheConfig> = cacheType("pathinfo");

@@ -8,8 +8,15 @@
  * URL:    `lru://?inner=URL&capacity=N`
  */
 import { z } from "zod";
+import type { LruInit } from "../../castore/combinators/lru-inner.js";
+import type { CombinatorDeps } from "../../castore/combinators/support.js";
 import { ConfigError } from "../../errors.js";
-import { defineServiceType, type ServiceKind, type ServiceType } from "../registry.js";
+import {
+  defineServiceType,
+  type ServiceByKind,
+  type ServiceKind,
+  type ServiceType,
+} from "../registry.js";
 import {
   combinatorDeps,
   combinatorModule,
@@ -45,7 +52,27 @@ function lruFromUrl(url: URL): LruConfig {
   return { type: "lru", inner: requiredParam(q, "inner", FORM), capacity };
 }
 
-function lruType<K extends "directory" | "pathinfo">(kind: K): ServiceType<K, LruConfig> {
+/** The kinds an lru exists for. */
+type LruKind = "directory" | "pathinfo";
+
+/** The kind's Lru*Service, loaded on first use. */
+const LRU_CLASSES: {
+  [K in LruKind]: (
+    init: LruInit<ServiceByKind[K]>,
+    deps: CombinatorDeps,
+  ) => Promise<ServiceByKind[K]>;
+} = {
+  directory: async (init, deps) => {
+    const { LruDirectoryService } = await import("../../castore/directory/combinators/lru.js");
+    return new LruDirectoryService(init, deps);
+  },
+  pathinfo: async (init, deps) => {
+    const { LruPathInfoService } = await import("../../store/pathinfo/combinators/lru.js");
+    return new LruPathInfoService(init, deps);
+  },
+};
+
+function lruType<K extends LruKind>(kind: K): ServiceType<K, LruConfig> {
   return defineServiceType({
     kind,
     tag: "lru",
@@ -57,14 +84,10 @@ function lruType<K extends "directory" | "pathinfo">(kind: K): ServiceType<K, Lr
     references: (config) => [{ kind: kind as ServiceKind, field: "inner", ref: config.inner }],
     async build(config, ctx) {
       const [inner] = await resolveMembers(ctx, kind, [{ field: "inner", ref: config.inner }]);
-      const deps = combinatorDeps(ctx, combinatorModule(kind, "lru"));
-      const init = { inner: inner as never, capacity: config.capacity };
-      if (kind === "directory") {
-        const { LruDirectoryService } = await import("../../castore/directory/combinators/lru.js");
-        return new LruDirectoryService(init, deps) as never;
-      }
-      const { LruPathInfoService } = await import("../../store/pathinfo/combinators/lru.js");
-      return new LruPathInfoService(init, deps) as never;
+      return LRU_CLASSES[kind](
+        { inner: inner!, capacity: config.capacity },
+        combinatorDeps(ctx, combinatorModule(kind, "lru")),
+      );
     },
   });
 }

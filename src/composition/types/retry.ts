@@ -9,8 +9,15 @@
  * URL:    `retry://?inner=URL[&attempts=N][&backoff_ms=N][&max_backoff_ms=N]`
  */
 import { z } from "zod";
+import type { RetryInit } from "../../castore/combinators/retried-inner.js";
 import type { RetryPolicy } from "../../castore/combinators/retry-policy.js";
-import { defineServiceType, type ServiceKind, type ServiceType } from "../registry.js";
+import type { CombinatorDeps } from "../../castore/combinators/support.js";
+import {
+  defineServiceType,
+  type ServiceByKind,
+  type ServiceKind,
+  type ServiceType,
+} from "../registry.js";
 import {
   combinatorDeps,
   combinatorModule,
@@ -80,6 +87,27 @@ function policyOf(config: RetryConfig): RetryPolicy {
   };
 }
 
+/** The kind's Retry*Service, loaded on first use. */
+const RETRY_CLASSES: {
+  [K in ServiceKind]: (
+    init: RetryInit<ServiceByKind[K]>,
+    deps: CombinatorDeps,
+  ) => Promise<ServiceByKind[K]>;
+} = {
+  blob: async (init, deps) => {
+    const { RetryBlobService } = await import("../../castore/blob/combinators/retry.js");
+    return new RetryBlobService(init, deps);
+  },
+  directory: async (init, deps) => {
+    const { RetryDirectoryService } = await import("../../castore/directory/combinators/retry.js");
+    return new RetryDirectoryService(init, deps);
+  },
+  pathinfo: async (init, deps) => {
+    const { RetryPathInfoService } = await import("../../store/pathinfo/combinators/retry.js");
+    return new RetryPathInfoService(init, deps);
+  },
+};
+
 function retryType<K extends ServiceKind>(kind: K): ServiceType<K, RetryConfig> {
   return defineServiceType({
     kind,
@@ -92,20 +120,10 @@ function retryType<K extends ServiceKind>(kind: K): ServiceType<K, RetryConfig> 
     references: (config) => [{ kind, field: "inner", ref: config.inner }],
     async build(config, ctx) {
       const [inner] = await resolveMembers(ctx, kind, [{ field: "inner", ref: config.inner }]);
-      const deps = combinatorDeps(ctx, combinatorModule(kind, "retry"));
-      const init = { inner: inner as never, policy: policyOf(config) };
-      if (kind === "blob") {
-        const { RetryBlobService } = await import("../../castore/blob/combinators/retry.js");
-        return new RetryBlobService(init, deps) as never;
-      }
-      if (kind === "directory") {
-        const { RetryDirectoryService } = await import(
-          "../../castore/directory/combinators/retry.js"
-        );
-        return new RetryDirectoryService(init, deps) as never;
-      }
-      const { RetryPathInfoService } = await import("../../store/pathinfo/combinators/retry.js");
-      return new RetryPathInfoService(init, deps) as never;
+      return RETRY_CLASSES[kind](
+        { inner: inner!, policy: policyOf(config) },
+        combinatorDeps(ctx, combinatorModule(kind, "retry")),
+      );
     },
   });
 }
