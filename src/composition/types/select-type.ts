@@ -8,22 +8,9 @@ import { z } from "zod";
 import type { Selector } from "../../castore/combinators/select.js";
 import type { SelectInit } from "../../castore/combinators/select-stores.js";
 import type { CombinatorDeps } from "../../castore/combinators/support.js";
-import {
-  defineServiceType,
-  type ServiceByKind,
-  type ServiceConfig,
-  type ServiceKind,
-  type ServiceType,
-} from "../registry.js";
-import {
-  combinatorDeps,
-  combinatorModule,
-  defined,
-  listField,
-  type Ref,
-  refSchema,
-  resolveMembers,
-} from "./combinator-parts.js";
+import type { ServiceByKind, ServiceConfig, ServiceKind, ServiceType } from "../registry.js";
+import { defined, listField, type Ref, refSchema } from "./combinator-parts.js";
+import { type CombinatorTypeInfo, combinatorType, lazyClass } from "./combinator-type.js";
 
 /** `stores` of priority and race. */
 export const storesSchema = z
@@ -37,52 +24,38 @@ interface SelectConfig extends ServiceConfig {
   readonly negative_ttl_ms?: number | undefined;
 }
 
-/** The kind's Select*Service, loaded on first use. */
+/** The kind's Select*Service. */
 const SELECT_CLASSES: {
   [K in ServiceKind]: (
     init: SelectInit<ServiceByKind[K]>,
     deps: CombinatorDeps,
   ) => Promise<ServiceByKind[K]>;
 } = {
-  blob: async (init, deps) => {
-    const { SelectBlobService } = await import("../../castore/blob/combinators/select.js");
-    return new SelectBlobService(init, deps);
-  },
-  directory: async (init, deps) => {
-    const { SelectDirectoryService } = await import(
-      "../../castore/directory/combinators/select.js"
-    );
-    return new SelectDirectoryService(init, deps);
-  },
-  pathinfo: async (init, deps) => {
-    const { SelectPathInfoService } = await import("../../store/pathinfo/combinators/select.js");
-    return new SelectPathInfoService(init, deps);
-  },
+  blob: lazyClass(
+    async () => (await import("../../castore/blob/combinators/select.js")).SelectBlobService,
+  ),
+  directory: lazyClass(
+    async () =>
+      (await import("../../castore/directory/combinators/select.js")).SelectDirectoryService,
+  ),
+  pathinfo: lazyClass(
+    async () => (await import("../../store/pathinfo/combinators/select.js")).SelectPathInfoService,
+  ),
 };
 
-/** A priority or race type of `kind`: the parts that differ, and the strategy a config asks for. */
+/** A priority or race type of `kind`: its own parts, and the strategy a config asks for. */
 export function selectType<K extends ServiceKind, C extends SelectConfig>(
   kind: K,
-  parts: Pick<ServiceType<K, C>, "tag" | "description" | "urlForms" | "schema" | "fromUrl">,
+  info: CombinatorTypeInfo<K, C>,
   selectorOf: (config: NoInfer<C>) => Selector,
 ): ServiceType<K, C> {
-  return defineServiceType({
-    ...parts,
-    kind,
-    combinator: true,
-    references: (config) =>
-      config.stores.map((ref, i) => ({ kind, field: listField("stores", i), ref })),
-    async build(config, ctx) {
-      const selector = selectorOf(config);
-      const stores = await resolveMembers(
-        ctx,
-        kind,
-        config.stores.map((ref, i) => ({ field: listField("stores", i), ref })),
-      );
-      return SELECT_CLASSES[kind](
-        { stores, selector, ...defined({ negativeTtlMs: config.negative_ttl_ms }) },
-        combinatorDeps(ctx, combinatorModule(kind, selector.name)),
-      );
-    },
+  return combinatorType(kind, info, {
+    refs: (config) => config.stores.map((ref, i) => ({ field: listField("stores", i), ref })),
+    init: (stores, config) => ({
+      stores,
+      selector: selectorOf(config),
+      ...defined({ negativeTtlMs: config.negative_ttl_ms }),
+    }),
+    make: SELECT_CLASSES[kind],
   });
 }
