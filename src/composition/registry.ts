@@ -161,6 +161,16 @@ export interface ServiceType<K extends ServiceKind, C extends ServiceConfig> {
   readonly combinator?: boolean;
 }
 
+/**
+ * The parts of a type that are the same for every kind it serves (most
+ * types serve several: `memory`, `grpc`, `cache`, ...); a definition per
+ * kind adds `kind`, `build` and, for combinators, `references`.
+ */
+export type ServiceTypeInfo<C extends ServiceConfig> = Pick<
+  ServiceType<ServiceKind, C>,
+  "tag" | "description" | "urlForms" | "schema" | "fromUrl"
+>;
+
 /** Identity helper that infers `K` and `C` for a type literal. */
 export function defineServiceType<K extends ServiceKind, C extends ServiceConfig>(
   type: ServiceType<K, C>,

@@ -13,6 +13,7 @@ import {
   type ServiceConfig,
   type ServiceKind,
   type ServiceType,
+  type ServiceTypeInfo,
 } from "../registry.js";
 import { combinatorDeps, combinatorModule, type Ref, resolveMembers } from "./combinator-parts.js";
 
@@ -33,16 +34,10 @@ export interface CombinatorParts<K extends ServiceKind, C, I> {
   make(init: I, deps: CombinatorDeps): Promise<ServiceByKind[K]>;
 }
 
-/** The parts of a type definition that are the type's own. */
-export type CombinatorTypeInfo<K extends ServiceKind, C extends ServiceConfig> = Pick<
-  ServiceType<K, C>,
-  "tag" | "description" | "urlForms" | "schema" | "fromUrl"
->;
-
 /** Defines a combinator type of `kind`. */
 export function combinatorType<K extends ServiceKind, C extends ServiceConfig, I>(
   kind: K,
-  info: CombinatorTypeInfo<K, C>,
+  info: ServiceTypeInfo<C>,
   parts: CombinatorParts<K, NoInfer<C>, I>,
 ): ServiceType<K, C> {
   return defineServiceType({

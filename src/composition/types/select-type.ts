@@ -8,9 +8,15 @@ import { z } from "zod";
 import type { Selector } from "../../castore/combinators/select.js";
 import type { SelectInit } from "../../castore/combinators/select-stores.js";
 import type { CombinatorDeps } from "../../castore/combinators/support.js";
-import type { ServiceByKind, ServiceConfig, ServiceKind, ServiceType } from "../registry.js";
+import type {
+  ServiceByKind,
+  ServiceConfig,
+  ServiceKind,
+  ServiceType,
+  ServiceTypeInfo,
+} from "../registry.js";
 import { defined, listField, type Ref, refSchema } from "./combinator-parts.js";
-import { type CombinatorTypeInfo, combinatorType, lazyClass } from "./combinator-type.js";
+import { combinatorType, lazyClass } from "./combinator-type.js";
 
 /** `stores` of priority and race. */
 export const storesSchema = z
@@ -46,7 +52,7 @@ const SELECT_CLASSES: {
 /** A priority or race type of `kind`: its own parts, and the strategy a config asks for. */
 export function selectType<K extends ServiceKind, C extends SelectConfig>(
   kind: K,
-  info: CombinatorTypeInfo<K, C>,
+  info: ServiceTypeInfo<C>,
   selectorOf: (config: NoInfer<C>) => Selector,
 ): ServiceType<K, C> {
   return combinatorType(kind, info, {
