@@ -1,8 +1,14 @@
 /**
  * What the combinators of all three service kinds (cache, priority, race,
  * lru, retry; ARCHITECTURE §4) share: the named inner instances they hold,
- * their own open/closed state, the rule for adding context to an inner
- * failure, guarded iteration, and an abortable sleep. Browser-safe.
+ * how a kind and an instance name themselves, their own open/closed state,
+ * the rule for adding context to an inner failure, guarded iteration, and
+ * an abortable sleep. Browser-safe.
+ *
+ * The logic of each combinator type, generic over the kind, lives next to
+ * this file (cache-tiers.ts, select-stores.ts, lru-inner.ts,
+ * retried-inner.ts); each kind's `*Service` class only maps its interface
+ * onto it.
  */
 import {
   AbortedError,
