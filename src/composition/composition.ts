@@ -25,16 +25,11 @@ import type { CompositionConfig, GraphNode } from "./config.js";
 import {
   type BuildContext,
   CONFIG_SECTION,
+  KIND_LABEL,
   type ServiceByKind,
   type ServiceConfig,
   type ServiceKind,
 } from "./registry.js";
-
-const KIND_LABEL: Readonly<Record<ServiceKind, string>> = {
-  blob: "blob service",
-  directory: "directory service",
-  pathinfo: "path info service",
-};
 
 type AnyService = ServiceByKind[ServiceKind];
 

@@ -49,9 +49,11 @@ import {
   commonOptionsSchema,
   mergeCommonOptions,
 } from "./common-options.js";
+import { describeValue, schemaProblems } from "./config-problems.js";
 import {
   CONFIG_SECTION,
   instanceNameForUrl,
+  KIND_LABEL,
   type Registry,
   referenceName,
   SERVICE_KINDS,
@@ -59,13 +61,6 @@ import {
   type ServiceKind,
   type ValidServiceConfig,
 } from "./registry.js";
-
-/** How a kind is named in messages. */
-const KIND_LABEL: Readonly<Record<ServiceKind, string>> = {
-  blob: "blob service",
-  directory: "directory service",
-  pathinfo: "path info service",
-};
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_-]*$/;
 
@@ -169,28 +164,6 @@ function located(chain: readonly string[], message: string): string {
   return chain.length === 0 ? message : `${chain.join(" -> ")} -> ${message}`;
 }
 
-function describeValue(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  return typeof v === "string" ? `the string '${v}'` : `a ${typeof v}`;
-}
-
-/** Renders zod issues of the top-level schema as `path: message` parts. */
-function topLevelProblems(error: z.ZodError, prefix: string): string {
-  return error.issues
-    .flatMap((issue) => {
-      const path = [prefix, ...issue.path.map(String)]
-        .filter((p) => p !== "")
-        .join(".")
-        .replace(/\.(\d+)(?=\.|$)/g, "[$1]");
-      if (issue.code === "unrecognized_keys") {
-        return issue.keys.map((k) => `${path === "" ? k : `${path}.${k}`}: unknown field`);
-      }
-      return [path === "" ? issue.message : `${path}: ${issue.message}`];
-    })
-    .join("; ");
-}
-
 /**
  * A validated composition config: every entry checked, every reference
  * resolved to a node, no cycles. Immutable.
@@ -225,7 +198,7 @@ export class CompositionConfig {
       );
     }
     const parsed = configFileSchema.safeParse(raw);
-    if (!parsed.success) throw new ConfigError(topLevelProblems(parsed.error, ""));
+    if (!parsed.success) throw new ConfigError(schemaProblems(parsed.error.issues, "").join("; "));
     const file = parsed.data;
     const sections = new Map<ServiceKind, Map<string, unknown>>();
     for (const kind of SERVICE_KINDS) {
@@ -437,7 +410,8 @@ export class CompositionConfig {
         else rest[k] = v;
       }
       const common = commonOptionsSchema.safeParse(picked);
-      if (!common.success) throw new ConfigError(topLevelProblems(common.error, where));
+      if (!common.success)
+        throw new ConfigError(schemaProblems(common.error.issues, where).join("; "));
       return { config: this.registry.parseConfig(kind, rest, where), own: common.data };
     } catch (err) {
       if (err instanceof ConfigError) throw new ConfigError(located(chain, err.message));

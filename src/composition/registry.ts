@@ -21,6 +21,7 @@ import type { DirectoryService } from "../castore/directory/service.js";
 import { ConfigError, withContext } from "../errors.js";
 import { type Logger, logger } from "../observability/log.js";
 import type { PathInfoService } from "../store/pathinfo/service.js";
+import { describeValue, schemaProblems } from "./config-problems.js";
 import { type QueryPair, rawQueryPairs } from "./types/url-parts.js";
 
 export type ServiceKind = "blob" | "directory" | "pathinfo";
@@ -45,7 +46,7 @@ export const CONFIG_SECTION: Readonly<Record<ServiceKind, string>> = {
 };
 
 /** How a kind is named in messages ("blob service URL '...'"). */
-const KIND_LABEL: Readonly<Record<ServiceKind, string>> = {
+export const KIND_LABEL: Readonly<Record<ServiceKind, string>> = {
   blob: "blob service",
   directory: "directory service",
   pathinfo: "path info service",
@@ -159,6 +160,16 @@ export interface ServiceType<K extends ServiceKind, C extends ServiceConfig> {
    */
   readonly combinator?: boolean;
 }
+
+/**
+ * The parts of a type that are the same for every kind it serves (most
+ * types serve several: `memory`, `grpc`, `cache`, ...); a definition per
+ * kind adds `kind`, `build` and, for combinators, `references`.
+ */
+export type ServiceTypeInfo<C extends ServiceConfig> = Pick<
+  ServiceType<ServiceKind, C>,
+  "tag" | "description" | "urlForms" | "schema" | "fromUrl"
+>;
 
 /** Identity helper that infers `K` and `C` for a type literal. */
 export function defineServiceType<K extends ServiceKind, C extends ServiceConfig>(
@@ -341,13 +352,13 @@ export class Registry {
   parseConfig<K extends ServiceKind>(kind: K, raw: unknown, where: string): ValidServiceConfig<K> {
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
       throw new ConfigError(
-        `${where}: expected a ${KIND_LABEL[kind]} config object with a 'type' field, got ${describe(raw)}`,
+        `${where}: expected a ${KIND_LABEL[kind]} config object with a 'type' field, got ${describeValue(raw)}`,
       );
     }
     const tag: unknown = (raw as { type?: unknown }).type;
     if (typeof tag !== "string") {
       throw new ConfigError(
-        `${where}.type: ${tag === undefined ? "missing" : `expected a string, got ${describe(tag)}`} (known ${KIND_LABEL[kind]} types: ${this.tags(kind).join(", ")})`,
+        `${where}.type: ${tag === undefined ? "missing" : `expected a string, got ${describeValue(tag)}`} (known ${KIND_LABEL[kind]} types: ${this.tags(kind).join(", ")})`,
       );
     }
     const type = this.#table(kind).get(tag);
@@ -505,23 +516,7 @@ function validate<K extends ServiceKind>(
 ): ValidServiceConfig<K> {
   const result = type.schema.safeParse(raw);
   if (result.success) return result.data as ValidServiceConfig<K>;
-  const problems = result.error.issues.flatMap((issue) => {
-    const path = [where, ...issue.path.map(String)]
-      .filter((p) => p !== "")
-      .join(".")
-      .replace(/\.(\d+)(?=\.|$)/g, "[$1]");
-    if (issue.code === "unrecognized_keys") {
-      return issue.keys.map((k) => `${path === "" ? k : `${path}.${k}`}: unknown field`);
-    }
-    return [path === "" ? issue.message : `${path}: ${issue.message}`];
-  });
+  const problems = schemaProblems(result.error.issues, where);
   const lead = where === "" ? `${prefix}: ` : "";
   throw new ConfigError(`${lead}${problems.join("; ")}`);
-}
-
-/** Short description of a value of the wrong type, for messages. */
-function describe(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  return typeof v === "string" ? `the string '${v}'` : `a ${typeof v}`;
 }

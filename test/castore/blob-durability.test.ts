@@ -5,7 +5,6 @@
  * tests atomic visibility and the reporting order, not power loss.)
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -14,50 +13,24 @@ import { blake3 } from "../../src/castore/blake3.js";
 import { FsObjectStoreBlobService } from "../../src/castore/blob/objectstore-fs.js";
 import { fromHex, toHex } from "../../src/castore/bytes.js";
 import { b3Digest, hashB3 } from "../../src/castore/digest.js";
+import { runAndKill } from "../helpers/kill-child.js";
 import { tempDir } from "../helpers/tmp.js";
 
 const CHILD = join(import.meta.dirname, "../helpers/blob-writer-child.js");
 
-/** Runs the child until it has reported a synced batch and ~1 s has passed, then SIGKILLs it. */
-async function runAndKill(root: string): Promise<string[]> {
-  const child = spawn(process.execPath, [CHILD, root], { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  let err = "";
-  child.stdout.setEncoding("utf8").on("data", (s: string) => {
-    out += s;
+/** Runs the child until ~1 s after it reported a synced batch, SIGKILLs it; returns the digests it reported. */
+async function runAndKillWriter(root: string): Promise<string[]> {
+  const lines = await runAndKill(CHILD, [root], {
+    ready: (out) => out.includes("\n"),
+    runMs: 1000,
   });
-  child.stderr.setEncoding("utf8").on("data", (s: string) => {
-    err += s;
-  });
-  const exited = new Promise<NodeJS.Signals | number | null>((resolve) =>
-    child.on("exit", (code, signal) => resolve(signal ?? code)),
-  );
-  const started = Date.now();
-  await new Promise<void>((resolve, reject) => {
-    const timer = setInterval(() => {
-      if (child.exitCode !== null) {
-        clearInterval(timer);
-        reject(new Error(`child exited early (${child.exitCode}): ${err}`));
-      } else if (out.includes("\n") && Date.now() - started >= 1000) {
-        clearInterval(timer);
-        resolve();
-      } else if (Date.now() - started > 30_000) {
-        clearInterval(timer);
-        reject(new Error(`child reported nothing within 30 s: ${err}`));
-      }
-    }, 20);
-  });
-  child.kill("SIGKILL");
-  assert.equal(await exited, "SIGKILL");
-  // Only complete lines count: the kill may cut the last one.
-  const lines = out.split("\n").slice(0, -1);
   for (const l of lines) assert.match(l, /^[0-9a-f]{64}$/);
   return lines;
 }
 
 test("SIGKILL during writes: synced blobs survive, nothing partial is visible", async (t) => {
   const root = tempDir(t, "strata-durability-");
-  const reported = await runAndKill(root);
+  const reported = await runAndKillWriter(root);
   assert.ok(reported.length >= 8, `child reported ${reported.length} digests`);
 
   await using store = await FsObjectStoreBlobService.open({ root });

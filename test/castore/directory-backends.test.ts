@@ -7,25 +7,13 @@ import assert from "node:assert/strict";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { open } from "lmdb";
 import { formatB3 } from "../../src/castore/digest.js";
 import { LMDB_DIRECTORIES_DB, LmdbDirectoryService } from "../../src/castore/directory/lmdb.js";
 import { Directory } from "../../src/castore/directory.js";
 import { IntegrityError, StorageError } from "../../src/errors.js";
 import { leaf, parent } from "../conformance/directory.js";
+import { writeRaw } from "../helpers/lmdb-raw.js";
 import { tempDir } from "../helpers/tmp.js";
-
-/** Writes raw bytes under a key, bypassing the service (which must be closed). */
-async function writeRaw(path: string, key: Uint8Array, value: Uint8Array): Promise<void> {
-  const env = open<Uint8Array, Uint8Array>({ path });
-  const db = env.openDB<Uint8Array, Uint8Array>({
-    name: LMDB_DIRECTORIES_DB,
-    keyEncoding: "binary",
-    encoding: "binary",
-  });
-  await db.put(key, value);
-  await env.close();
-}
 
 describe("LmdbDirectoryService", () => {
   test("data survives close and reopen of the same path", async (t) => {
@@ -63,7 +51,7 @@ describe("LmdbDirectoryService", () => {
     const path = tempDir(t);
     const a = leaf("a");
     await (await LmdbDirectoryService.open({ path })).close();
-    await writeRaw(path, a.digest(), new Uint8Array([0xff, 0xff, 0xff, 0x01]));
+    await writeRaw(path, LMDB_DIRECTORIES_DB, a.digest(), new Uint8Array([0xff, 0xff, 0xff, 0x01]));
     await using s = await LmdbDirectoryService.open({ path });
     await assert.rejects(s.get(a.digest()), (err: unknown) => {
       assert.ok(err instanceof IntegrityError);
@@ -78,7 +66,7 @@ describe("LmdbDirectoryService", () => {
     const a = leaf("a");
     const b = leaf("b");
     await (await LmdbDirectoryService.open({ path })).close();
-    await writeRaw(path, a.digest(), b.encode());
+    await writeRaw(path, LMDB_DIRECTORIES_DB, a.digest(), b.encode());
     await using s = await LmdbDirectoryService.open({ path });
     await assert.rejects(s.get(a.digest()), IntegrityError);
     await assert.rejects(async () => {
@@ -93,7 +81,7 @@ describe("LmdbDirectoryService", () => {
     const child = leaf("lost");
     const root = parent("root", [child]);
     await (await LmdbDirectoryService.open({ path })).close();
-    await writeRaw(path, root.digest(), root.encode());
+    await writeRaw(path, LMDB_DIRECTORIES_DB, root.digest(), root.encode());
     await using s = await LmdbDirectoryService.open({ path });
     const it = s.getRecursive(root.digest())[Symbol.asyncIterator]();
     assert.equal((await it.next()).done, false);

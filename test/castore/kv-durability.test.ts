@@ -7,7 +7,6 @@
  * testable here.)
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -17,47 +16,18 @@ import { LmdbDirectoryService } from "../../src/castore/directory/lmdb.js";
 import { Directory } from "../../src/castore/directory.js";
 import { LmdbPathInfoService } from "../../src/store/pathinfo/lmdb.js";
 import { samplePathInfo } from "../conformance/pathinfo.js";
+import { runAndKill } from "../helpers/kill-child.js";
 import { tempDir } from "../helpers/tmp.js";
 
 const CHILD = fileURLToPath(new URL("../helpers/kv-writer-child.js", import.meta.url));
 const RUN_MS = 1000;
 
-/** Runs the writer until RUN_MS after it said "ready", SIGKILLs it, returns the complete lines. */
-async function runAndKill(directories: string, pathInfos: string): Promise<string[]> {
-  const child = spawn(process.execPath, [CHILD, directories, pathInfos], {
-    stdio: ["ignore", "pipe", "pipe"],
+/** Runs the writer until RUN_MS after it said "ready", SIGKILLs it; returns the writes it acknowledged. */
+async function runAndKillWriter(directories: string, pathInfos: string): Promise<string[]> {
+  const lines = await runAndKill(CHILD, [directories, pathInfos], {
+    ready: (out) => out.startsWith("ready\n"),
+    runMs: RUN_MS,
   });
-  let out = "";
-  let err = "";
-  child.stdout.setEncoding("utf8").on("data", (s: string) => {
-    out += s;
-  });
-  child.stderr.setEncoding("utf8").on("data", (s: string) => {
-    err += s;
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on("exit", (code, signal) => resolve({ code, signal })),
-  );
-  const ready = new Promise<void>((resolve, reject) => {
-    const poll = setInterval(() => {
-      if (out.startsWith("ready\n")) {
-        clearInterval(poll);
-        resolve();
-      }
-    }, 5);
-    void exited.then(() => {
-      clearInterval(poll);
-      reject(new Error(`writer exited before it was ready: ${err}`));
-    });
-  });
-  await ready;
-  await new Promise((r) => setTimeout(r, RUN_MS));
-  child.kill("SIGKILL");
-  const { signal } = await exited;
-  assert.equal(signal, "SIGKILL", `writer ended on its own: ${err}`);
-  // Only complete lines count: a torn last line was not acknowledged.
-  const lines = out.split("\n");
-  lines.pop();
   return lines.slice(1);
 }
 
@@ -65,7 +35,7 @@ test("LMDB services keep every acknowledged write across SIGKILL", async (t) => 
   const dir = tempDir(t);
   const directoriesPath = join(dir, "directories");
   const pathInfosPath = join(dir, "pathinfo");
-  const lines = await runAndKill(directoriesPath, pathInfosPath);
+  const lines = await runAndKillWriter(directoriesPath, pathInfosPath);
 
   const roots: { root: string; count: number }[] = [];
   const infos: { digest: string; root: string }[] = [];

@@ -9,18 +9,8 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { urlPath } from "../../src/composition/open.js";
-import { runStrata } from "../helpers/cli.js";
+import { defaultStoreEnv, runStrata } from "../helpers/cli.js";
 import { tempDir } from "../helpers/tmp.js";
-
-/** An environment whose default store lives in `dir`/xdg (which must stay untouched). */
-function env(dir: string): NodeJS.ProcessEnv {
-  return {
-    XDG_DATA_HOME: join(dir, "xdg"),
-    BLOB_SERVICE_ADDR: "",
-    DIRECTORY_SERVICE_ADDR: "",
-    PATH_INFO_SERVICE_ADDR: "",
-  };
-}
 
 /** A config of local stores under `dir`, path infos behind an lru. */
 function localConfig(dir: string): string {
@@ -54,17 +44,25 @@ describe("strata --config", () => {
     const tree = join(dir, "tree");
     mkdirSync(tree);
     writeFileSync(join(tree, "hello.txt"), "hello\n");
-    const imported = await runStrata(["import", "--config", config, tree], undefined, env(dir));
+    const imported = await runStrata(
+      ["import", "--config", config, tree],
+      undefined,
+      defaultStoreEnv(dir),
+    );
     assert.equal(imported.code, 0, imported.stderr);
     const path = imported.stdout.toString().trim();
     assert.match(path, /^\/nix\/store\/[0-9a-z]{32}-tree$/);
-    const info = await runStrata(["path-info", "--config", config, path], undefined, env(dir));
+    const info = await runStrata(
+      ["path-info", "--config", config, path],
+      undefined,
+      defaultStoreEnv(dir),
+    );
     assert.equal(info.code, 0, info.stderr);
     assert.match(info.stdout.toString(), /sha256-/);
     assert.ok(existsSync(join(dir, "pathinfo")), "the config's stores were used");
     assert.ok(!existsSync(join(dir, "xdg", "strata")), "the default store was not touched");
     // The same store without --config is the (empty) default store.
-    const other = await runStrata(["path-info", path], undefined, env(dir));
+    const other = await runStrata(["path-info", path], undefined, defaultStoreEnv(dir));
     assert.notEqual(other.code, 0);
   });
 
@@ -74,7 +72,7 @@ describe("strata --config", () => {
     const r = await runStrata(
       ["path-info", "--config", config, "--blob-service-addr", "memory://", "/nix/store/x"],
       undefined,
-      env(dir),
+      defaultStoreEnv(dir),
     );
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^error: --config and --blob-service-addr cannot be combined/);
@@ -82,7 +80,7 @@ describe("strata --config", () => {
     mkdirSync(tree);
     writeFileSync(join(tree, "f"), "x");
     const ok = await runStrata(["import", "--config", config, tree], undefined, {
-      ...env(dir),
+      ...defaultStoreEnv(dir),
       BLOB_SERVICE_ADDR: "memory://",
     });
     assert.equal(ok.code, 0, ok.stderr);
@@ -100,7 +98,7 @@ describe("strata --config", () => {
       ["config", "check", file],
       ["path-info", "--config", file, "/nix/store/x"],
     ]) {
-      const r = await runStrata(args, undefined, env(dir));
+      const r = await runStrata(args, undefined, defaultStoreEnv(dir));
       assert.equal(r.code, 1);
       assert.equal(
         r.stderr,
@@ -117,7 +115,11 @@ describe("strata --config", () => {
 
   test("config check prints the tree", async (t) => {
     const dir = tempDir(t);
-    const r = await runStrata(["config", "check", localConfig(dir)], undefined, env(dir));
+    const r = await runStrata(
+      ["config", "check", localConfig(dir)],
+      undefined,
+      defaultStoreEnv(dir),
+    );
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.toString().trimEnd().split("\n");
     assert.deepEqual(lines, [

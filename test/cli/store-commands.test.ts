@@ -8,20 +8,10 @@ import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { runStrata } from "../helpers/cli.js";
+import { defaultStoreEnv, runStrata } from "../helpers/cli.js";
 import { corpusDir, corpusItems, expectedItems } from "../helpers/corpus.js";
 import { nix, nixBinary, requireNix, tempStoreRoot } from "../helpers/nix.js";
 import { tempDir } from "../helpers/tmp.js";
-
-/** A fresh default store ($XDG_DATA_HOME/strata/...) per test. */
-function storeEnv(dir: string): NodeJS.ProcessEnv {
-  return {
-    XDG_DATA_HOME: join(dir, "xdg"),
-    BLOB_SERVICE_ADDR: "",
-    DIRECTORY_SERVICE_ADDR: "",
-    PATH_INFO_SERVICE_ADDR: "",
-  };
-}
 
 /** Runs `fn` over `items`, `limit` at a time (each strata call is a process start). */
 async function pmap<T>(
@@ -48,7 +38,7 @@ async function ok(args: string[], env: NodeJS.ProcessEnv, input?: Uint8Array): P
 
 describe("store commands on the embedded default store", () => {
   test("import prints what the recording says nix-store --add creates; dump/path-info/export agree", async (t) => {
-    const env = storeEnv(tempDir(t));
+    const env = defaultStoreEnv(tempDir(t));
     const items = corpusItems();
     const expected = expectedItems();
     const paths = (await ok(["import", "--quiet", ...items.map((i) => join(corpusDir(), i))], env))
@@ -82,7 +72,7 @@ describe("store commands on the embedded default store", () => {
   test("corpus vs live Nix: import, nar dump, path-info --json, nar import, export", async (t) => {
     if (!requireNix(t)) return;
     const dir = tempDir(t);
-    const env = storeEnv(dir);
+    const env = defaultStoreEnv(dir);
     const root = tempStoreRoot();
     const items = corpusItems();
     const sources = items.map((i) => join(corpusDir(), i));
@@ -108,7 +98,7 @@ describe("store commands on the embedded default store", () => {
       const nixNar = nixBinary("nix-store", ["--dump", join(root, p)]);
       assert.ok((await ok(["nar", "dump", p], env)).equals(nixNar), `${p}: nar dump`);
       // Nix's NAR into a second store via nar import, then dumped again.
-      const env2 = storeEnv(join(dir, `second-${i}`));
+      const env2 = defaultStoreEnv(join(dir, `second-${i}`));
       const imported = (await ok(["nar", "import", "--name", items[i]!], env2, nixNar))
         .toString()
         .trim();
@@ -123,7 +113,7 @@ describe("store commands on the embedded default store", () => {
   test("copy keeps store paths, references, deriver and signatures of a Nix-built closure", async (t) => {
     if (!requireNix(t)) return;
     const dir = tempDir(t);
-    const env = storeEnv(dir);
+    const env = defaultStoreEnv(dir);
     const expr = join(import.meta.dirname, "../../../test/fixtures/refs.nix");
     const top = nix("nix-build", [expr, "--no-out-link"]).trim().split("\n").pop()!;
     const key = join(dir, "sk");
@@ -168,7 +158,7 @@ describe("store commands on the embedded default store", () => {
 
   test("an interrupted import leaves a consistent store; rerunning completes", async (t) => {
     const dir = tempDir(t);
-    const env = storeEnv(dir);
+    const env = defaultStoreEnv(dir);
     const sources = corpusItems().map((i) => join(corpusDir(), i));
     for (const signal of ["SIGINT", "SIGKILL"] as const) {
       const child = spawn(

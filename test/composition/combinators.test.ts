@@ -19,7 +19,7 @@ import { prioritySelector } from "../../src/castore/combinators/select.js";
 import { silentLogger } from "../../src/castore/combinators/support.js";
 import { type B3Digest, digestKey, hashB3 } from "../../src/castore/digest.js";
 import type { DirectoryService } from "../../src/castore/directory/service.js";
-import { StrataError, UnavailableError } from "../../src/errors.js";
+import { UnavailableError } from "../../src/errors.js";
 import { CachePathInfoService } from "../../src/store/pathinfo/combinators/cache.js";
 import { SelectPathInfoService } from "../../src/store/pathinfo/combinators/select.js";
 import { MemoryPathInfoService } from "../../src/store/pathinfo/memory.js";
@@ -27,7 +27,9 @@ import type { PathInfoService } from "../../src/store/pathinfo/service.js";
 import { testBytes } from "../conformance/blob.js";
 import { leaf, parent } from "../conformance/directory.js";
 import { samplePathInfo } from "../conformance/pathinfo.js";
+import { collect } from "../helpers/collect.js";
 import { compose, settle } from "../helpers/composition.js";
+import { strataError } from "../helpers/error-matchers.js";
 import { statsOf, totalCalls } from "../helpers/test-types.js";
 
 async function writeBlob(service: BlobService, data: Uint8Array): Promise<B3Digest> {
@@ -42,21 +44,6 @@ async function readAll(reader: BlobReader): Promise<Uint8Array> {
   for await (const c of reader.stream()) parts.push(c);
   await reader.close();
   return concatBytes(parts);
-}
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
-
-function code(c: string, pattern?: RegExp) {
-  return (err: unknown): boolean => {
-    assert.ok(err instanceof StrataError, `expected a StrataError, got ${String(err)}`);
-    assert.equal(err.code, c, err.message);
-    if (pattern !== undefined) assert.match(err.message, pattern);
-    return true;
-  };
 }
 
 /** A cache whose far tier is counted (`latency` with no delay). */
@@ -140,7 +127,10 @@ describe("cache fills near from far", () => {
     );
     const reader = await cache.openRead(claimed);
     assert.ok(reader !== undefined);
-    await assert.rejects(readAll(reader), code("Integrity", /far tier 'liar' sent blob b3:/));
+    await assert.rejects(
+      readAll(reader),
+      strataError("Integrity", /far tier 'liar' sent blob b3:/),
+    );
     assert.equal(await near.has(claimed), false);
   });
 
@@ -277,7 +267,7 @@ delay_ms = 0
     t.after(() => c2.close());
     const allBroken = await c2.service("pathinfo");
     await assert.rejects(allBroken.get(samplePathInfo(4).storePath.digest), (err: unknown) => {
-      code("Unavailable", /^path info priority 'root': get .*: all 2 stores failed$/)(err);
+      strataError("Unavailable", /^path info priority 'root': get .*: all 2 stores failed$/)(err);
       const cause = (err as Error).cause;
       assert.ok(cause instanceof AggregateError && cause.errors.length === 2);
       return true;
@@ -285,7 +275,7 @@ delay_ms = 0
     // Writes go to the first store: here it fails, and says which.
     await assert.rejects(
       allBroken.put(samplePathInfo(5)),
-      code("Unavailable", /first store 'broken' failed \(put\)/),
+      strataError("Unavailable", /first store 'broken' failed \(put\)/),
     );
   });
 
@@ -563,7 +553,7 @@ fail_fraction = ${fraction}
     const root = await composition.service("pathinfo");
     await assert.rejects(
       root.get(samplePathInfo(1).storePath.digest),
-      code(
+      strataError(
         "Unavailable",
         /^path info retry 'root': get .* on 'flaky': giving up after 3 attempts$/,
       ),
@@ -575,7 +565,7 @@ fail_fraction = ${fraction}
     const { composition } = compose(config(5, 0));
     t.after(() => composition.close());
     const root = await composition.service("pathinfo");
-    await assert.rejects(root.get(new Uint8Array(19)), code("InvalidInput"));
+    await assert.rejects(root.get(new Uint8Array(19)), strataError("InvalidInput"));
     assert.equal(statsOf(await composition.service("pathinfo", "flaky")).calls.get, 1);
   });
 });

@@ -15,6 +15,9 @@ import type { BlobReader, BlobService } from "../../src/castore/blob/service.js"
 import { bytesEqual, concatBytes, toHex } from "../../src/castore/bytes.js";
 import { type B3Digest, b3Digest } from "../../src/castore/digest.js";
 import { StrataError } from "../../src/errors.js";
+import { collect } from "../helpers/collect.js";
+import { strataError } from "../helpers/error-matchers.js";
+import type { ServiceUnderTest } from "./service-under-test.js";
 
 export interface BlobConformanceCapabilities {
   /**
@@ -25,11 +28,7 @@ export interface BlobConformanceCapabilities {
   chunked?: boolean;
 }
 
-export interface OpenedBlobService {
-  service: BlobService;
-  /** Called after the service was closed (remove temp dirs, stop servers). */
-  teardown?: () => Promise<void>;
-}
+export type OpenedBlobService = ServiceUnderTest<BlobService>;
 
 const MiB = 1024 * 1024;
 const EMPTY_B3_HEX = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262";
@@ -74,12 +73,6 @@ async function writeBlob(
   return w.close();
 }
 
-async function collect(it: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
-  const out: Uint8Array[] = [];
-  for await (const c of it) out.push(c);
-  return out;
-}
-
 async function readAll(reader: BlobReader, offset = 0): Promise<Uint8Array> {
   const chunks = await collect(reader.stream(offset));
   for (const c of chunks) assert.ok(c.length <= MiB, `stream chunk of ${c.length} bytes > 1 MiB`);
@@ -95,14 +88,6 @@ async function mustOpen(service: BlobService, digest: B3Digest): Promise<BlobRea
 function assertSameBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
   assert.equal(actual.length, expected.length, `${what}: length`);
   assert.ok(bytesEqual(actual, expected), `${what}: content differs`);
-}
-
-function hasCode(code: string): (err: unknown) => boolean {
-  return (err: unknown) => {
-    assert.ok(err instanceof StrataError, `expected a StrataError, got ${String(err)}`);
-    assert.equal(err.code, code, `error code of: ${err.message}`);
-    return true;
-  };
 }
 
 /** openWrite may throw synchronously or hand back a writer that rejects: both are fine. */
@@ -155,7 +140,7 @@ export function blobServiceConformance(
       assert.equal((await r.read(0, 0)).length, 0);
       assert.equal((await r.read(0, 100)).length, 0);
       assert.equal((await readAll(r)).length, 0);
-      await assert.rejects(r.read(1, 1), hasCode("InvalidInput"));
+      await assert.rejects(r.read(1, 1), strataError("InvalidInput"));
       await r.close();
       await checkChunks(d, 0);
     });
@@ -169,7 +154,7 @@ export function blobServiceConformance(
       assertSameBytes(await r.read(0, 1), data, "read(0,1)");
       assertSameBytes(await r.read(0, 10), data, "read(0,10)");
       assert.equal((await r.read(1, 10)).length, 0, "read at size is empty");
-      await assert.rejects(r.read(2, 1), hasCode("InvalidInput"));
+      await assert.rejects(r.read(2, 1), strataError("InvalidInput"));
       assertSameBytes(await readAll(r), data, "stream");
       await r.close();
       await r.close(); // idempotent
@@ -194,8 +179,8 @@ export function blobServiceConformance(
       }
       // Length beyond the end: a short read, not an error.
       assert.equal((await r.read(size - 10, 1000)).length, 10);
-      await assert.rejects(r.read(size + 1, 1), hasCode("InvalidInput"));
-      await assert.rejects(r.read(-1, 1), hasCode("InvalidInput"));
+      await assert.rejects(r.read(size + 1, 1), strataError("InvalidInput"));
+      await assert.rejects(r.read(-1, 1), strataError("InvalidInput"));
       await r.close();
       await checkChunks(d, size);
     });
@@ -207,7 +192,7 @@ export function blobServiceConformance(
       for (const offset of [0, 1, 4096, MiB, MiB + 1, data.length - 1, data.length]) {
         assertSameBytes(await readAll(r, offset), data.subarray(offset), `stream(${offset})`);
       }
-      await assert.rejects(collect(r.stream(data.length + 1)), hasCode("InvalidInput"));
+      await assert.rejects(collect(r.stream(data.length + 1)), strataError("InvalidInput"));
       await r.close();
     });
 
@@ -311,25 +296,25 @@ export function blobServiceConformance(
       const d = await writeBlob(svc, data);
       const signal = AbortSignal.abort(new Error("stop"));
       const opts = { signal };
-      await assert.rejects(svc.has(d, opts), hasCode("Aborted"));
-      await assert.rejects(svc.openRead(d, opts), hasCode("Aborted"));
-      await assert.rejects(svc.chunks(d, opts), hasCode("Aborted"));
-      await assert.rejects(svc.sync(opts), hasCode("Aborted"));
-      await assert.rejects(async () => writeThrough(svc, data, signal), hasCode("Aborted"));
+      await assert.rejects(svc.has(d, opts), strataError("Aborted"));
+      await assert.rejects(svc.openRead(d, opts), strataError("Aborted"));
+      await assert.rejects(svc.chunks(d, opts), strataError("Aborted"));
+      await assert.rejects(svc.sync(opts), strataError("Aborted"));
+      await assert.rejects(async () => writeThrough(svc, data, signal), strataError("Aborted"));
 
       const w = svc.openWrite();
       await w.write(data.subarray(0, 10));
-      await assert.rejects(w.write(data.subarray(10), opts), hasCode("Aborted"));
+      await assert.rejects(w.write(data.subarray(10), opts), strataError("Aborted"));
       await w.abort();
 
       const w2 = svc.openWrite();
       await w2.write(testBytes(777, 8));
-      await assert.rejects(w2.close(opts), hasCode("Aborted"));
+      await assert.rejects(w2.close(opts), strataError("Aborted"));
       assert.equal(await svc.has(b3(testBytes(777, 8))), false, "aborted close publishes nothing");
 
       const r = await mustOpen(svc, d);
-      await assert.rejects(r.read(0, 10, opts), hasCode("Aborted"));
-      await assert.rejects(collect(r.stream(0, opts)), hasCode("Aborted"));
+      await assert.rejects(r.read(0, 10, opts), strataError("Aborted"));
+      await assert.rejects(collect(r.stream(0, opts)), strataError("Aborted"));
       await r.close();
     });
 
@@ -344,7 +329,7 @@ export function blobServiceConformance(
           got += c.length;
           ac.abort();
         }
-      }, hasCode("Aborted"));
+      }, strataError("Aborted"));
       assert.ok(got < data.length, "the stream stopped early");
       await r.close();
 
@@ -359,7 +344,7 @@ export function blobServiceConformance(
           await w.write(other.subarray(MiB));
           await w.close();
         })(),
-        hasCode("Aborted"),
+        strataError("Aborted"),
       );
       assert.equal(await svc.has(b3(other)), false);
     });

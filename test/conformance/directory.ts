@@ -24,13 +24,11 @@ import {
   fileNode,
   symlinkNode,
 } from "../../src/castore/node.js";
-import type { ErrorCode } from "../../src/errors.js";
+import { collect } from "../helpers/collect.js";
+import { withCode } from "../helpers/error-matchers.js";
+import { openForCase, type ServiceUnderTest } from "./service-under-test.js";
 
-export interface DirectoryServiceUnderTest {
-  service: DirectoryService;
-  /** Runs after the service was closed (e.g. removes its directory). */
-  teardown?: () => Promise<void>;
-}
+export type DirectoryServiceUnderTest = ServiceUnderTest<DirectoryService>;
 
 export interface DirectoryServiceCapabilities {
   /** Directories in the large-closure case (default 5,000). */
@@ -56,22 +54,6 @@ export function parent(tag: string, children: readonly Directory[]): Directory {
 
 export function nodeOf(d: Directory): DirectoryNode {
   return directoryNode(d.digest(), d.size);
-}
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
-
-/** `assert.rejects` matcher: a StrataError-like error with this code (and message pattern). */
-function withCode(code: ErrorCode, pattern?: RegExp) {
-  return (err: unknown): boolean => {
-    assert.ok(err instanceof Error, `expected an Error, got ${String(err)}`);
-    assert.equal((err as Error & { code?: unknown }).code, code, `code of: ${err.message}`);
-    if (pattern !== undefined) assert.match(err.message, pattern);
-    return true;
-  };
 }
 
 function assertSameDirectory(actual: Directory | undefined, expected: Directory): void {
@@ -153,12 +135,6 @@ function assertBreadthFirst(got: readonly Directory[], root: Directory, all: Dir
   }
 }
 
-function aborted(): AbortSignal {
-  const c = new AbortController();
-  c.abort(new Error("test abort"));
-  return c.signal;
-}
-
 export function directoryServiceConformance(
   name: string,
   open: () => Promise<DirectoryServiceUnderTest>,
@@ -166,14 +142,7 @@ export function directoryServiceConformance(
 ): void {
   const largeClosureSize = capabilities.largeClosureSize ?? 5000;
 
-  async function setup(t: TestContext): Promise<DirectoryService> {
-    const { service, teardown } = await open();
-    t.after(async () => {
-      await service.close();
-      await teardown?.();
-    });
-    return service;
-  }
+  const setup = (t: TestContext): Promise<DirectoryService> => openForCase(t, open);
 
   describe(`DirectoryService conformance: ${name}`, () => {
     test("put/get round trip of a directory with every entry kind", async (t) => {
@@ -408,7 +377,7 @@ export function directoryServiceConformance(
       const s = await setup(t);
       const a = leaf("a");
       await s.put(a);
-      const signal = aborted();
+      const signal = AbortSignal.abort(new Error("test abort"));
       await assert.rejects(s.get(a.digest(), { signal }), withCode("Aborted"));
       await assert.rejects(s.put(leaf("b"), { signal }), withCode("Aborted"));
       assert.equal(await s.get(leaf("b").digest()), undefined);

@@ -8,16 +8,14 @@ import { describe, type TestContext, test } from "node:test";
 import { utf8 } from "../../src/castore/bytes.js";
 import { hashB3 } from "../../src/castore/digest.js";
 import { directoryNode, fileNode, symlinkNode } from "../../src/castore/node.js";
-import type { ErrorCode } from "../../src/errors.js";
 import { type PathInfo, pathInfosEqual } from "../../src/store/path-info.js";
 import type { PathInfoService } from "../../src/store/pathinfo/service.js";
 import { StorePath } from "../../src/store/store-path.js";
+import { collect } from "../helpers/collect.js";
+import { withCode } from "../helpers/error-matchers.js";
+import { openForCase, type ServiceUnderTest } from "./service-under-test.js";
 
-export interface PathInfoServiceUnderTest {
-  service: PathInfoService;
-  /** Runs after the service was closed (e.g. removes its directory). */
-  teardown?: () => Promise<void>;
-}
+export type PathInfoServiceUnderTest = ServiceUnderTest<PathInfoService>;
 
 export interface PathInfoServiceCapabilities {
   /** Whether `list` enumerates what was put (default true; a binary cache cannot list). */
@@ -71,33 +69,12 @@ function forgedStorePath(digest: Uint8Array, name: string): StorePath {
   return p as unknown as StorePath;
 }
 
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
-
-function withCode(code: ErrorCode, pattern?: RegExp) {
-  return (err: unknown): boolean => {
-    assert.ok(err instanceof Error, `expected an Error, got ${String(err)}`);
-    assert.equal((err as Error & { code?: unknown }).code, code, `code of: ${err.message}`);
-    if (pattern !== undefined) assert.match(err.message, pattern);
-    return true;
-  };
-}
-
 function assertSameInfo(actual: PathInfo | undefined, expected: PathInfo): void {
   assert.ok(actual !== undefined, `${expected.storePath.absolute} is missing`);
   assert.ok(
     pathInfosEqual(actual, expected),
     `${expected.storePath.absolute} differs: ${JSON.stringify(actual)}`,
   );
-}
-
-function aborted(): AbortSignal {
-  const c = new AbortController();
-  c.abort(new Error("test abort"));
-  return c.signal;
 }
 
 export function pathInfoServiceConformance(
@@ -108,14 +85,7 @@ export function pathInfoServiceConformance(
   const canList = capabilities.list ?? true;
   const listSize = capabilities.listSize ?? 1000;
 
-  async function setup(t: TestContext): Promise<PathInfoService> {
-    const { service, teardown } = await open();
-    t.after(async () => {
-      await service.close();
-      await teardown?.();
-    });
-    return service;
-  }
+  const setup = (t: TestContext): Promise<PathInfoService> => openForCase(t, open);
 
   describe(`PathInfoService conformance: ${name}`, () => {
     test("put/get round trip (references, signatures, deriver, ca)", async (t) => {
@@ -239,7 +209,7 @@ export function pathInfoServiceConformance(
       const s = await setup(t);
       const info = samplePathInfo(1);
       await s.put(info);
-      const signal = aborted();
+      const signal = AbortSignal.abort(new Error("test abort"));
       await assert.rejects(s.get(info.storePath.digest, { signal }), withCode("Aborted"));
       const other = samplePathInfo(2);
       await assert.rejects(s.put(other, { signal }), withCode("Aborted"));

@@ -42,3 +42,17 @@ export function runStrata(
     child.stdin.end(input);
   });
 }
+
+/**
+ * An environment whose default stores ($XDG_DATA_HOME/strata/...) live
+ * under `dir`/xdg, with any store addresses from the outer environment
+ * cleared: each test gets a fresh, private default store.
+ */
+export function defaultStoreEnv(dir: string): NodeJS.ProcessEnv {
+  return {
+    XDG_DATA_HOME: join(dir, "xdg"),
+    BLOB_SERVICE_ADDR: "",
+    DIRECTORY_SERVICE_ADDR: "",
+    PATH_INFO_SERVICE_ADDR: "",
+  };
+}

@@ -12,20 +12,11 @@ import { lstatSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { defaultStoreEnv } from "../helpers/cli.js";
 import { corpusDir, corpusItems, FIXTURES } from "../helpers/corpus.js";
 import { CREDENTIALS, http, spawnServe } from "../helpers/http.js";
 import { nixBinary, nixEnv, requireNix, tempStoreRoot } from "../helpers/nix.js";
 import { tempDir } from "../helpers/tmp.js";
-
-/** A fresh embedded default store for the server. */
-function storeEnv(dir: string): NodeJS.ProcessEnv {
-  return {
-    XDG_DATA_HOME: join(dir, "xdg"),
-    BLOB_SERVICE_ADDR: "",
-    DIRECTORY_SERVICE_ADDR: "",
-    PATH_INFO_SERVICE_ADDR: "",
-  };
-}
 
 /** Nix with its own narinfo disk cache (a port may be reused by a later server). */
 function nixRunner() {
@@ -72,7 +63,7 @@ describe("strata serve with Nix 2.8", () => {
         "--priority",
         "25",
       ],
-      storeEnv(dir),
+      defaultStoreEnv(dir),
     );
     assert.match(srv.banner, new RegExp(`^public key: ${pk.replace(/[+/]/g, "\\$&")}$`, "m"));
     const url = srv.url;
@@ -215,12 +206,12 @@ describe("strata serve with Nix 2.8", () => {
     const guarded = await spawnServe(
       t,
       ["--allow-upload", "--upload-credentials-file", creds],
-      storeEnv(dir),
+      defaultStoreEnv(dir),
     );
     let r = n.attempt("nix", ["copy", "--to", guarded.url, top]);
     assert.notEqual(r.status, 0);
     assert.match(r.output, /401/);
-    const ro = await spawnServe(t, [], storeEnv(join(dir, "ro")));
+    const ro = await spawnServe(t, [], defaultStoreEnv(join(dir, "ro")));
     assert.match(ro.banner, /^uploads: disabled$/m);
     r = n.attempt("nix", ["copy", "--to", ro.url, top]);
     assert.notEqual(r.status, 0);

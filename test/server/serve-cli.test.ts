@@ -6,23 +6,14 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { runStrata } from "../helpers/cli.js";
+import { defaultStoreEnv, runStrata } from "../helpers/cli.js";
 import { http, spawnServe } from "../helpers/http.js";
 import { tempDir } from "../helpers/tmp.js";
-
-function storeEnv(dir: string): NodeJS.ProcessEnv {
-  return {
-    XDG_DATA_HOME: join(dir, "xdg"),
-    BLOB_SERVICE_ADDR: "",
-    DIRECTORY_SERVICE_ADDR: "",
-    PATH_INFO_SERVICE_ADDR: "",
-  };
-}
 
 describe("strata serve", () => {
   test("serves the default store over HTTP and gRPC, prints where, stops on SIGTERM", async (t) => {
     const dir = tempDir(t);
-    const env = storeEnv(dir);
+    const env = defaultStoreEnv(dir);
     const demo = join(dir, "demo");
     mkdirSync(join(demo, "bin"), { recursive: true });
     writeFileSync(join(demo, "bin", "hello"), "#!/bin/sh\necho hello\n", { mode: 0o755 });
@@ -57,7 +48,7 @@ describe("strata serve", () => {
 
   test("rejects inconsistent flags before opening anything", async (t) => {
     const dir = tempDir(t);
-    const env = storeEnv(dir);
+    const env = defaultStoreEnv(dir);
     const cases: [string[], RegExp][] = [
       [["--allow-upload"], /--allow-upload needs --upload-credentials-file/],
       [["--upload-credentials-file", join(dir, "x")], /only used with --allow-upload/],

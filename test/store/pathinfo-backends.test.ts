@@ -5,24 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { open } from "lmdb";
 import { IntegrityError } from "../../src/errors.js";
 import { pathInfosEqual } from "../../src/store/path-info.js";
 import { encodePathInfo } from "../../src/store/path-info-proto.js";
 import { LMDB_PATHINFO_DB, LmdbPathInfoService } from "../../src/store/pathinfo/lmdb.js";
 import { samplePathInfo } from "../conformance/pathinfo.js";
+import { writeRaw } from "../helpers/lmdb-raw.js";
 import { tempDir } from "../helpers/tmp.js";
-
-async function writeRaw(path: string, key: Uint8Array, value: Uint8Array): Promise<void> {
-  const env = open<Uint8Array, Uint8Array>({ path });
-  const db = env.openDB<Uint8Array, Uint8Array>({
-    name: LMDB_PATHINFO_DB,
-    keyEncoding: "binary",
-    encoding: "binary",
-  });
-  await db.put(key, value);
-  await env.close();
-}
 
 describe("LmdbPathInfoService", () => {
   test("data survives close and reopen of the same path", async (t) => {
@@ -43,7 +32,12 @@ describe("LmdbPathInfoService", () => {
     const path = tempDir(t);
     const info = samplePathInfo(3);
     await (await LmdbPathInfoService.open({ path })).close();
-    await writeRaw(path, info.storePath.digest, new Uint8Array([0x0a, 0xff, 0x01]));
+    await writeRaw(
+      path,
+      LMDB_PATHINFO_DB,
+      info.storePath.digest,
+      new Uint8Array([0x0a, 0xff, 0x01]),
+    );
     await using s = await LmdbPathInfoService.open({ path });
     await assert.rejects(s.get(info.storePath.digest), (err: unknown) => {
       assert.ok(err instanceof IntegrityError);
@@ -62,7 +56,12 @@ describe("LmdbPathInfoService", () => {
     const path = tempDir(t);
     const info = samplePathInfo(4);
     await (await LmdbPathInfoService.open({ path })).close();
-    await writeRaw(path, info.storePath.digest, encodePathInfo(samplePathInfo(5)));
+    await writeRaw(
+      path,
+      LMDB_PATHINFO_DB,
+      info.storePath.digest,
+      encodePathInfo(samplePathInfo(5)),
+    );
     await using s = await LmdbPathInfoService.open({ path });
     await assert.rejects(s.get(info.storePath.digest), /describes \/nix\/store\//);
   });

@@ -59,3 +59,62 @@ export async function retrying<T>(
     }
   }
 }
+
+/** A stream the retry loop can open again after it failed part-way. */
+export interface ResumableStream<T> {
+  /** Opens the stream: the first time, and again after a failure (where the last attempt stopped, or from the start). */
+  open(): AsyncIterable<T>;
+  /**
+   * Records an item the stream delivered; false when an earlier attempt
+   * already handed it out (a stream restarted from the start), so it is skipped.
+   */
+  take(item: T): boolean;
+  /** The debug line before the next attempt, without the delay: `stream failed at byte 42, resuming`. */
+  retryNote(): string;
+  /** Appended to the give-up error: where the stream stood (` (stream at byte 42)`), or "". */
+  giveUpNote(): string;
+}
+
+/**
+ * Streams `stream`, opening it again when it fails with Unavailable, under
+ * the same policy as `retrying`; the attempt count starts over once an item
+ * gets through. `check` runs before and after each item is handed out and
+ * after a failure (a combinator's closed state); what it throws ends the
+ * stream. `what` names the combinator and the operation.
+ */
+export async function* retryingStream<T>(
+  policy: RetryPolicy,
+  what: string,
+  options: CallOptions | undefined,
+  log: Logger,
+  stream: ResumableStream<T>,
+  check: () => void = () => undefined,
+): AsyncGenerator<T, void, undefined> {
+  let failed = 0;
+  for (;;) {
+    throwIfAborted(options?.signal);
+    try {
+      for await (const item of stream.open()) {
+        check();
+        if (!stream.take(item)) continue;
+        failed = 0;
+        yield item;
+        check();
+      }
+      return;
+    } catch (err) {
+      check();
+      if (!isUnavailable(err) || options?.signal?.aborted === true) throw err;
+      failed++;
+      if (failed >= policy.attempts) {
+        throw new UnavailableError(
+          `${what}: giving up after ${failed} attempts${stream.giveUpNote()}`,
+          { cause: err },
+        );
+      }
+      const delay = backoffDelay(policy, failed + 1);
+      log.debug(`${stream.retryNote()} in ${delay} ms`, { error: err });
+      await sleep(delay, options?.signal);
+    }
+  }
+}

@@ -1,8 +1,14 @@
 /**
  * What the combinators of all three service kinds (cache, priority, race,
  * lru, retry; ARCHITECTURE §4) share: the named inner instances they hold,
- * their own open/closed state, the rule for adding context to an inner
- * failure, guarded iteration, and an abortable sleep. Browser-safe.
+ * how a kind and an instance name themselves, their own open/closed state,
+ * the rule for adding context to an inner failure, guarded iteration, and
+ * an abortable sleep. Browser-safe.
+ *
+ * The logic of each combinator type, generic over the kind, lives next to
+ * this file (cache-tiers.ts, select-stores.ts, lru-inner.ts,
+ * retried-inner.ts); each kind's `*Service` class only maps its interface
+ * onto it.
  */
 import {
   AbortedError,
@@ -12,7 +18,7 @@ import {
   throwIfAborted,
   withContext,
 } from "../../errors.js";
-import { Logger, type LogSink, parseLogSpec } from "../../observability/log.js";
+import { Logger, type LogSink, logger, parseLogSpec } from "../../observability/log.js";
 import type { CallOptions, Closeable } from "../call-options.js";
 
 /** An inner instance of a combinator, with the instance name used in messages and logs. */
@@ -29,6 +35,41 @@ export interface CombinatorDeps {
   readonly log?: Logger;
   /** Milliseconds clock for TTLs; default `Date.now`. */
   readonly now?: () => number;
+}
+
+/**
+ * How the combinators of one service kind name themselves; the combinator
+ * code is the same for every kind, only these words differ.
+ */
+export interface CombinatorKind {
+  /** The kind in messages: `blob`, `directory`, `path info` (`path info cache 'root'`). */
+  readonly noun: string;
+  /** Prefix of the log module: `castore.blob` (`castore.blob.cache`). */
+  readonly module: string;
+}
+
+/** The castore kinds (path info's is in store/pathinfo/combinators/union-list.ts). */
+export const BLOB_KIND: CombinatorKind = { noun: "blob", module: "castore.blob" };
+export const DIRECTORY_KIND: CombinatorKind = { noun: "directory", module: "castore.directory" };
+
+/** Who a combinator instance is: the name its errors start with, and its logger. */
+export interface CombinatorIdentity {
+  /** E.g. `path info cache 'root'`. */
+  readonly what: string;
+  readonly log: Logger;
+}
+
+/** The identity of a combinator of type `type` (`cache`, `priority`, ...) of `kind`. */
+export function combinatorIdentity(
+  kind: CombinatorKind,
+  type: string,
+  deps: CombinatorDeps,
+): CombinatorIdentity {
+  const name = deps.instanceName ?? "anonymous";
+  return {
+    what: `${kind.noun} ${type} '${name}'`,
+    log: deps.log ?? logger(`${kind.module}.${type}`, { instance: name }),
+  };
 }
 
 /** A logger that drops everything (tests that do not look at logs). */
@@ -57,6 +98,18 @@ export function innerError(err: unknown, message: string): unknown {
   return withContext(err, message);
 }
 
+/**
+ * Awaits `call`; an inner failure is re-thrown with `context` (see
+ * `innerError`), so it says which combinator and which inner store failed.
+ */
+export async function askInner<T>(context: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    throw innerError(err, context);
+  }
+}
+
 /** Open/closed state and the inner instances a combinator closes with itself. */
 export class CombinatorState {
   readonly #what: string;
@@ -81,6 +134,19 @@ export class CombinatorState {
   check(options?: CallOptions): void {
     if (this.#closed) throw new StorageError(`${this.#what} is closed`);
     throwIfAborted(options?.signal);
+  }
+
+  /**
+   * A call to an inner instance: checks this state and the caller's signal
+   * first; a failure is re-thrown with `context` (see `askInner`).
+   */
+  async call<T>(
+    options: CallOptions | undefined,
+    context: string,
+    call: () => Promise<T>,
+  ): Promise<T> {
+    this.check(options);
+    return askInner(context, call);
   }
 
   /**

@@ -15,23 +15,21 @@
  *   `cache://?near=memory://&far=grpc%2Bhttps://host`.
  */
 import { z } from "zod";
+import type { CacheInit } from "../../castore/combinators/cache-tiers.js";
+import type { CombinatorDeps } from "../../castore/combinators/support.js";
+import type { ServiceByKind, ServiceKind, ServiceType } from "../registry.js";
 import {
-  defineServiceType,
-  type ServiceByKind,
-  type ServiceKind,
-  type ServiceType,
-} from "../registry.js";
-import {
-  combinatorDeps,
-  combinatorModule,
   combinatorQuery,
   defined,
   intParam,
   negativeTtlSchema,
   refSchema,
   requiredParam,
-  resolveMembers,
 } from "./combinator-parts.js";
+import { combinatorType, lazyClass } from "./combinator-type.js";
+
+const DESCRIPTION =
+  "A fast near store in front of a slow far one; what comes from far is kept in near.";
 
 const cacheConfigSchema = z
   .strictObject({
@@ -44,7 +42,7 @@ const cacheConfigSchema = z
       .describe("Where writes go: 'near' (default) or 'through' (near and far)."),
     negative_ttl_ms: negativeTtlSchema,
   })
-  .describe("A fast near store in front of a slow far one; what comes from far is kept in near.");
+  .describe(DESCRIPTION);
 
 export type CacheConfig = z.infer<typeof cacheConfigSchema>;
 
@@ -63,70 +61,50 @@ function cacheFromUrl(url: URL): CacheConfig {
   };
 }
 
-interface CacheInit<S> {
-  near: { name: string; service: S };
-  far: { name: string; service: S };
-  write?: "near" | "through";
-  negativeTtlMs?: number;
-}
-
-function cacheType<K extends ServiceKind>(
-  kind: K,
-  make: (
+/** The kind's Cache*Service. */
+const CACHE_CLASSES: {
+  [K in ServiceKind]: (
     init: CacheInit<ServiceByKind[K]>,
-    deps: ReturnType<typeof combinatorDeps>,
-  ) => Promise<ServiceByKind[K]>,
-): ServiceType<K, CacheConfig> {
-  return defineServiceType({
+    deps: CombinatorDeps,
+  ) => Promise<ServiceByKind[K]>;
+} = {
+  blob: lazyClass(
+    async () => (await import("../../castore/blob/combinators/cache.js")).CacheBlobService,
+  ),
+  directory: lazyClass(
+    async () =>
+      (await import("../../castore/directory/combinators/cache.js")).CacheDirectoryService,
+  ),
+  pathinfo: lazyClass(
+    async () => (await import("../../store/pathinfo/combinators/cache.js")).CachePathInfoService,
+  ),
+};
+
+function cacheType<K extends ServiceKind>(kind: K): ServiceType<K, CacheConfig> {
+  return combinatorType(
     kind,
-    tag: "cache",
-    description:
-      "A fast near store in front of a slow far one; what comes from far is kept in near.",
-    urlForms: ["cache://?near=URL&far=URL"],
-    schema: cacheConfigSchema,
-    combinator: true,
-    fromUrl: cacheFromUrl,
-    references: (config) => [
-      { kind, field: "near", ref: config.near },
-      { kind, field: "far", ref: config.far },
-    ],
-    async build(config, ctx) {
-      const [near, far] = await resolveMembers(ctx, kind, [
+    {
+      tag: "cache",
+      description: DESCRIPTION,
+      urlForms: ["cache://?near=URL&far=URL"],
+      schema: cacheConfigSchema,
+      fromUrl: cacheFromUrl,
+    },
+    {
+      refs: (config) => [
         { field: "near", ref: config.near },
         { field: "far", ref: config.far },
-      ]);
-      return make(
-        {
-          near: near!,
-          far: far!,
-          ...defined({ write: config.write, negativeTtlMs: config.negative_ttl_ms }),
-        },
-        combinatorDeps(ctx, combinatorModule(kind, "cache")),
-      );
+      ],
+      init: ([near, far], config) => ({
+        near: near!,
+        far: far!,
+        ...defined({ write: config.write, negativeTtlMs: config.negative_ttl_ms }),
+      }),
+      make: CACHE_CLASSES[kind],
     },
-  });
+  );
 }
 
-export const cacheBlobType: ServiceType<"blob", CacheConfig> = cacheType(
-  "blob",
-  async (init, deps) => {
-    const { CacheBlobService } = await import("../../castore/blob/combinators/cache.js");
-    return new CacheBlobService(init, deps);
-  },
-);
-
-export const cacheDirectoryType: ServiceType<"directory", CacheConfig> = cacheType(
-  "directory",
-  async (init, deps) => {
-    const { CacheDirectoryService } = await import("../../castore/directory/combinators/cache.js");
-    return new CacheDirectoryService(init, deps);
-  },
-);
-
-export const cachePathInfoType: ServiceType<"pathinfo", CacheConfig> = cacheType(
-  "pathinfo",
-  async (init, deps) => {
-    const { CachePathInfoService } = await import("../../store/pathinfo/combinators/cache.js");
-    return new CachePathInfoService(init, deps);
-  },
-);
+export const cacheBlobType: ServiceType<"blob", CacheConfig> = cacheType("blob");
+export const cacheDirectoryType: ServiceType<"directory", CacheConfig> = cacheType("directory");
+export const cachePathInfoType: ServiceType<"pathinfo", CacheConfig> = cacheType("pathinfo");

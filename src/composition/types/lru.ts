@@ -8,17 +8,14 @@
  * URL:    `lru://?inner=URL&capacity=N`
  */
 import { z } from "zod";
+import type { LruInit } from "../../castore/combinators/lru-inner.js";
+import type { CombinatorDeps } from "../../castore/combinators/support.js";
 import { ConfigError } from "../../errors.js";
-import { defineServiceType, type ServiceKind, type ServiceType } from "../registry.js";
-import {
-  combinatorDeps,
-  combinatorModule,
-  combinatorQuery,
-  intParam,
-  refSchema,
-  requiredParam,
-  resolveMembers,
-} from "./combinator-parts.js";
+import type { ServiceByKind, ServiceType } from "../registry.js";
+import { combinatorQuery, intParam, refSchema, requiredParam } from "./combinator-parts.js";
+import { combinatorType, lazyClass } from "./combinator-type.js";
+
+const DESCRIPTION = "The most recently used entries of an inner store, kept in memory.";
 
 const lruConfigSchema = z
   .strictObject({
@@ -31,7 +28,7 @@ const lruConfigSchema = z
       .max(100_000_000)
       .describe("How many entries are kept in memory."),
   })
-  .describe("The most recently used entries of an inner store, kept in memory.");
+  .describe(DESCRIPTION);
 
 export type LruConfig = z.infer<typeof lruConfigSchema>;
 
@@ -45,28 +42,40 @@ function lruFromUrl(url: URL): LruConfig {
   return { type: "lru", inner: requiredParam(q, "inner", FORM), capacity };
 }
 
-function lruType<K extends "directory" | "pathinfo">(kind: K): ServiceType<K, LruConfig> {
-  return defineServiceType({
+/** The kinds an lru exists for. */
+type LruKind = "directory" | "pathinfo";
+
+/** The kind's Lru*Service. */
+const LRU_CLASSES: {
+  [K in LruKind]: (
+    init: LruInit<ServiceByKind[K]>,
+    deps: CombinatorDeps,
+  ) => Promise<ServiceByKind[K]>;
+} = {
+  directory: lazyClass(
+    async () => (await import("../../castore/directory/combinators/lru.js")).LruDirectoryService,
+  ),
+  pathinfo: lazyClass(
+    async () => (await import("../../store/pathinfo/combinators/lru.js")).LruPathInfoService,
+  ),
+};
+
+function lruType<K extends LruKind>(kind: K): ServiceType<K, LruConfig> {
+  return combinatorType(
     kind,
-    tag: "lru",
-    description: "The most recently used entries of an inner store, kept in memory.",
-    urlForms: ["lru://?inner=URL&capacity=N"],
-    schema: lruConfigSchema,
-    combinator: true,
-    fromUrl: lruFromUrl,
-    references: (config) => [{ kind: kind as ServiceKind, field: "inner", ref: config.inner }],
-    async build(config, ctx) {
-      const [inner] = await resolveMembers(ctx, kind, [{ field: "inner", ref: config.inner }]);
-      const deps = combinatorDeps(ctx, combinatorModule(kind, "lru"));
-      const init = { inner: inner as never, capacity: config.capacity };
-      if (kind === "directory") {
-        const { LruDirectoryService } = await import("../../castore/directory/combinators/lru.js");
-        return new LruDirectoryService(init, deps) as never;
-      }
-      const { LruPathInfoService } = await import("../../store/pathinfo/combinators/lru.js");
-      return new LruPathInfoService(init, deps) as never;
+    {
+      tag: "lru",
+      description: DESCRIPTION,
+      urlForms: ["lru://?inner=URL&capacity=N"],
+      schema: lruConfigSchema,
+      fromUrl: lruFromUrl,
     },
-  });
+    {
+      refs: (config) => [{ field: "inner", ref: config.inner }],
+      init: ([inner], config) => ({ inner: inner!, capacity: config.capacity }),
+      make: LRU_CLASSES[kind],
+    },
+  );
 }
 
 export const lruDirectoryType: ServiceType<"directory", LruConfig> = lruType("directory");

@@ -9,31 +9,13 @@
  *         (inner URLs percent-escaped where they contain `%`, `&` or `#`).
  */
 import { z } from "zod";
-import { prioritySelector, type Selector } from "../../castore/combinators/select.js";
-import {
-  type BuildContext,
-  defineServiceType,
-  type ServiceByKind,
-  type ServiceKind,
-  type ServiceType,
-} from "../registry.js";
-import {
-  combinatorDeps,
-  combinatorModule,
-  combinatorQuery,
-  defined,
-  intParam,
-  listField,
-  negativeTtlSchema,
-  refSchema,
-  resolveMembers,
-} from "./combinator-parts.js";
+import { prioritySelector } from "../../castore/combinators/select.js";
+import type { ServiceKind, ServiceType } from "../registry.js";
+import { combinatorQuery, defined, intParam, negativeTtlSchema } from "./combinator-parts.js";
+import { selectType, storesSchema } from "./select-type.js";
 
-/** `stores` of priority and race. */
-export const storesSchema = z
-  .array(refSchema)
-  .min(1, "needs at least one store")
-  .describe("The stores, in order. Writes go to the first one.");
+const DESCRIPTION =
+  "Stores asked one after another; the first that has the item answers. A failing store is skipped with a warning. Writes go to the first store.";
 
 const priorityConfigSchema = z
   .strictObject({
@@ -41,59 +23,9 @@ const priorityConfigSchema = z
     stores: storesSchema,
     negative_ttl_ms: negativeTtlSchema,
   })
-  .describe(
-    "Stores asked one after another; the first that has the item answers. A failing store is skipped with a warning. Writes go to the first store.",
-  );
+  .describe(DESCRIPTION);
 
 export type PriorityConfig = z.infer<typeof priorityConfigSchema>;
-
-/** Builds the kind's Select*Service over the resolved stores. */
-export async function buildSelect<K extends ServiceKind>(
-  kind: K,
-  ctx: BuildContext,
-  stores: readonly (string | { readonly type: string })[],
-  selector: Selector,
-  negativeTtlMs: number | undefined,
-): Promise<ServiceByKind[K]> {
-  const members = await resolveMembers(
-    ctx,
-    kind,
-    stores.map((ref, i) => ({ field: listField("stores", i), ref })),
-  );
-  const deps = combinatorDeps(ctx, combinatorModule(kind, selector.name));
-  const extra = defined({ negativeTtlMs });
-  // One branch per kind: each class is typed for its own service interface
-  // (`members` holds services of kind K, which the branch narrows to).
-  if (kind === "blob") {
-    const { SelectBlobService } = await import("../../castore/blob/combinators/select.js");
-    return new SelectBlobService(
-      { stores: members as never, selector, ...extra },
-      deps,
-    ) as unknown as ServiceByKind[K];
-  }
-  if (kind === "directory") {
-    const { SelectDirectoryService } = await import(
-      "../../castore/directory/combinators/select.js"
-    );
-    return new SelectDirectoryService(
-      { stores: members as never, selector, ...extra },
-      deps,
-    ) as unknown as ServiceByKind[K];
-  }
-  const { SelectPathInfoService } = await import("../../store/pathinfo/combinators/select.js");
-  return new SelectPathInfoService(
-    { stores: members as never, selector, ...extra },
-    deps,
-  ) as unknown as ServiceByKind[K];
-}
-
-/** The `references` of priority and race configs. */
-export function storeReferences(
-  kind: ServiceKind,
-  stores: readonly (string | { readonly type: string })[],
-): { kind: ServiceKind; field: string; ref: string | { readonly type: string } }[] {
-  return stores.map((ref, i) => ({ kind, field: listField("stores", i), ref }));
-}
 
 const FORM = "priority://";
 
@@ -107,19 +39,17 @@ function priorityFromUrl(url: URL): PriorityConfig {
 }
 
 function priorityType<K extends ServiceKind>(kind: K): ServiceType<K, PriorityConfig> {
-  return defineServiceType({
+  return selectType(
     kind,
-    tag: "priority",
-    description:
-      "Stores asked one after another; the first that has the item answers. A failing store is skipped with a warning. Writes go to the first store.",
-    urlForms: ["priority://?stores=URL&stores=URL..."],
-    schema: priorityConfigSchema,
-    combinator: true,
-    fromUrl: priorityFromUrl,
-    references: (config) => storeReferences(kind, config.stores),
-    build: (config, ctx) =>
-      buildSelect(kind, ctx, config.stores, prioritySelector, config.negative_ttl_ms),
-  });
+    {
+      tag: "priority",
+      description: DESCRIPTION,
+      urlForms: ["priority://?stores=URL&stores=URL..."],
+      schema: priorityConfigSchema,
+      fromUrl: priorityFromUrl,
+    },
+    () => prioritySelector,
+  );
 }
 
 export const priorityBlobType: ServiceType<"blob", PriorityConfig> = priorityType("blob");

@@ -12,9 +12,12 @@
  */
 import { z } from "zod";
 import { raceSelector } from "../../castore/combinators/select.js";
-import { defineServiceType, type ServiceKind, type ServiceType } from "../registry.js";
+import type { ServiceKind, ServiceType } from "../registry.js";
 import { combinatorQuery, defined, intParam, negativeTtlSchema } from "./combinator-parts.js";
-import { buildSelect, storeReferences, storesSchema } from "./priority.js";
+import { selectType, storesSchema } from "./select-type.js";
+
+const DESCRIPTION =
+  "Stores asked concurrently; the first positive answer wins and the others are aborted. Writes go to the first store.";
 
 const raceConfigSchema = z
   .strictObject({
@@ -30,9 +33,7 @@ const raceConfigSchema = z
       ),
     negative_ttl_ms: negativeTtlSchema,
   })
-  .describe(
-    "Stores asked concurrently; the first positive answer wins and the others are aborted. Writes go to the first store.",
-  );
+  .describe(DESCRIPTION);
 
 export type RaceConfig = z.infer<typeof raceConfigSchema>;
 
@@ -54,25 +55,17 @@ function raceFromUrl(url: URL): RaceConfig {
 }
 
 function raceType<K extends ServiceKind>(kind: K): ServiceType<K, RaceConfig> {
-  return defineServiceType({
+  return selectType(
     kind,
-    tag: "race",
-    description:
-      "Stores asked concurrently; the first positive answer wins and the others are aborted. Writes go to the first store.",
-    urlForms: ["race://?stores=URL&stores=URL...[&hedge_after_ms=N]"],
-    schema: raceConfigSchema,
-    combinator: true,
-    fromUrl: raceFromUrl,
-    references: (config) => storeReferences(kind, config.stores),
-    build: (config, ctx) =>
-      buildSelect(
-        kind,
-        ctx,
-        config.stores,
-        raceSelector(config.hedge_after_ms),
-        config.negative_ttl_ms,
-      ),
-  });
+    {
+      tag: "race",
+      description: DESCRIPTION,
+      urlForms: ["race://?stores=URL&stores=URL...[&hedge_after_ms=N]"],
+      schema: raceConfigSchema,
+      fromUrl: raceFromUrl,
+    },
+    (config) => raceSelector(config.hedge_after_ms),
+  );
 }
 
 export const raceBlobType: ServiceType<"blob", RaceConfig> = raceType("blob");

@@ -9,18 +9,20 @@
  * URL:    `retry://?inner=URL[&attempts=N][&backoff_ms=N][&max_backoff_ms=N]`
  */
 import { z } from "zod";
+import type { RetryInit } from "../../castore/combinators/retried-inner.js";
 import type { RetryPolicy } from "../../castore/combinators/retry-policy.js";
-import { defineServiceType, type ServiceKind, type ServiceType } from "../registry.js";
+import type { CombinatorDeps } from "../../castore/combinators/support.js";
+import type { ServiceByKind, ServiceKind, ServiceType } from "../registry.js";
 import {
-  combinatorDeps,
-  combinatorModule,
   combinatorQuery,
   defined,
   intParam,
   refSchema,
   requiredParam,
-  resolveMembers,
 } from "./combinator-parts.js";
+import { combinatorType, lazyClass } from "./combinator-type.js";
+
+const DESCRIPTION = "Repeats calls of an inner store that fail with 'Unavailable', with backoff.";
 
 const retryConfigSchema = z
   .strictObject({
@@ -48,7 +50,7 @@ const retryConfigSchema = z
       .optional()
       .describe("Upper bound of one delay in ms (default 5000)."),
   })
-  .describe("Repeats calls of an inner store that fail with 'Unavailable', with backoff.");
+  .describe(DESCRIPTION);
 
 export type RetryConfig = z.infer<typeof retryConfigSchema>;
 
@@ -80,34 +82,41 @@ function policyOf(config: RetryConfig): RetryPolicy {
   };
 }
 
+/** The kind's Retry*Service. */
+const RETRY_CLASSES: {
+  [K in ServiceKind]: (
+    init: RetryInit<ServiceByKind[K]>,
+    deps: CombinatorDeps,
+  ) => Promise<ServiceByKind[K]>;
+} = {
+  blob: lazyClass(
+    async () => (await import("../../castore/blob/combinators/retry.js")).RetryBlobService,
+  ),
+  directory: lazyClass(
+    async () =>
+      (await import("../../castore/directory/combinators/retry.js")).RetryDirectoryService,
+  ),
+  pathinfo: lazyClass(
+    async () => (await import("../../store/pathinfo/combinators/retry.js")).RetryPathInfoService,
+  ),
+};
+
 function retryType<K extends ServiceKind>(kind: K): ServiceType<K, RetryConfig> {
-  return defineServiceType({
+  return combinatorType(
     kind,
-    tag: "retry",
-    description: "Repeats calls of an inner store that fail with 'Unavailable', with backoff.",
-    urlForms: ["retry://?inner=URL[&attempts=N][&backoff_ms=N]"],
-    schema: retryConfigSchema,
-    combinator: true,
-    fromUrl: retryFromUrl,
-    references: (config) => [{ kind, field: "inner", ref: config.inner }],
-    async build(config, ctx) {
-      const [inner] = await resolveMembers(ctx, kind, [{ field: "inner", ref: config.inner }]);
-      const deps = combinatorDeps(ctx, combinatorModule(kind, "retry"));
-      const init = { inner: inner as never, policy: policyOf(config) };
-      if (kind === "blob") {
-        const { RetryBlobService } = await import("../../castore/blob/combinators/retry.js");
-        return new RetryBlobService(init, deps) as never;
-      }
-      if (kind === "directory") {
-        const { RetryDirectoryService } = await import(
-          "../../castore/directory/combinators/retry.js"
-        );
-        return new RetryDirectoryService(init, deps) as never;
-      }
-      const { RetryPathInfoService } = await import("../../store/pathinfo/combinators/retry.js");
-      return new RetryPathInfoService(init, deps) as never;
+    {
+      tag: "retry",
+      description: DESCRIPTION,
+      urlForms: ["retry://?inner=URL[&attempts=N][&backoff_ms=N]"],
+      schema: retryConfigSchema,
+      fromUrl: retryFromUrl,
     },
-  });
+    {
+      refs: (config) => [{ field: "inner", ref: config.inner }],
+      init: ([inner], config) => ({ inner: inner!, policy: policyOf(config) }),
+      make: RETRY_CLASSES[kind],
+    },
+  );
 }
 
 export const retryBlobType: ServiceType<"blob", RetryConfig> = retryType("blob");

@@ -9,90 +9,53 @@
  * Not retried: uploads (`openWrite`): repeating one would need the bytes
  * again, so the caller repeats the whole upload.
  */
-import { throwIfAborted, UnavailableError } from "../../../errors.js";
-import { type Logger, logger } from "../../../observability/log.js";
+import type { Logger } from "../../../observability/log.js";
 import type { CallOptions } from "../../call-options.js";
-import { backoffDelay, type RetryPolicy, retrying } from "../../combinators/retry-policy.js";
-import {
-  type CombinatorDeps,
-  CombinatorState,
-  isUnavailable,
-  type Member,
-  sleep,
-} from "../../combinators/support.js";
+import { RetriedInner, type RetryInit } from "../../combinators/retried-inner.js";
+import { type RetryPolicy, retrying, retryingStream } from "../../combinators/retry-policy.js";
+import { BLOB_KIND, type CombinatorDeps } from "../../combinators/support.js";
 import { type B3Digest, formatB3 } from "../../digest.js";
 import type { BlobReader, BlobService, BlobWriter, ChunkMeta, StreamOptions } from "../service.js";
 
-export interface RetryBlobInit {
-  readonly inner: Member<BlobService>;
-  readonly policy: RetryPolicy;
-}
+export type RetryBlobInit = RetryInit<BlobService>;
 
 export class RetryBlobService implements BlobService {
-  readonly #inner: Member<BlobService>;
-  readonly #policy: RetryPolicy;
-  readonly #state: CombinatorState;
-  readonly #log: Logger;
+  readonly #retried: RetriedInner<BlobService>;
 
   constructor(init: RetryBlobInit, deps: CombinatorDeps = {}) {
-    const name = deps.instanceName ?? "anonymous";
-    this.#inner = init.inner;
-    this.#policy = init.policy;
-    this.#state = new CombinatorState(`blob retry '${name}'`, [init.inner.service]);
-    this.#log = deps.log ?? logger("castore.blob.retry", { instance: name });
-  }
-
-  async #retry<T>(
-    op: string,
-    options: CallOptions | undefined,
-    call: () => Promise<T>,
-  ): Promise<T> {
-    this.#state.check(options);
-    return retrying(
-      this.#policy,
-      `${this.#state.what}: ${op} on '${this.#inner.name}'`,
-      options,
-      this.#log,
-      () => {
-        this.#state.check(options);
-        return call();
-      },
-    );
+    this.#retried = new RetriedInner(BLOB_KIND, init, deps);
   }
 
   has(digest: B3Digest, options?: CallOptions): Promise<boolean> {
-    return this.#retry(`has ${formatB3(digest)}`, options, () =>
-      this.#inner.service.has(digest, options),
-    );
+    return this.#retried.call(`has ${formatB3(digest)}`, options, (s) => s.has(digest, options));
   }
 
   async openRead(digest: B3Digest, options?: CallOptions): Promise<BlobReader | undefined> {
-    const what = `${this.#state.what}: reading ${formatB3(digest)} from '${this.#inner.name}'`;
-    const reader = await this.#retry(`openRead ${formatB3(digest)}`, options, () =>
-      this.#inner.service.openRead(digest, options),
+    const r = this.#retried;
+    const what = `${r.state.what}: reading ${formatB3(digest)} from '${r.inner.name}'`;
+    const reader = await r.call(`openRead ${formatB3(digest)}`, options, (s) =>
+      s.openRead(digest, options),
     );
-    return reader === undefined
-      ? undefined
-      : new RetryReader(reader, this.#policy, what, this.#log);
+    return reader === undefined ? undefined : new RetryReader(reader, r.policy, what, r.log);
   }
 
   openWrite(options?: CallOptions): BlobWriter {
-    this.#state.check(options);
-    return this.#inner.service.openWrite(options);
+    this.#retried.state.check(options);
+    return this.#retried.inner.service.openWrite(options);
   }
 
   chunks(digest: B3Digest, options?: CallOptions): Promise<ChunkMeta[] | undefined> {
-    return this.#retry(`chunks ${formatB3(digest)}`, options, () =>
-      this.#inner.service.chunks(digest, options),
+    return this.#retried.call(`chunks ${formatB3(digest)}`, options, (s) =>
+      s.chunks(digest, options),
     );
   }
 
   sync(options?: CallOptions): Promise<void> {
-    return this.#retry("sync", options, () => this.#inner.service.sync(options));
+    return this.#retried.call("sync", options, (s) => s.sync(options));
   }
 
   close(): Promise<void> {
-    return this.#state.close();
+    return this.#retried.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -100,6 +63,7 @@ export class RetryBlobService implements BlobService {
   }
 }
 
+/** A reader whose range reads are retried and whose streams resume at the byte they reached. */
 class RetryReader implements BlobReader {
   readonly #inner: BlobReader;
   readonly #policy: RetryPolicy;
@@ -123,32 +87,17 @@ class RetryReader implements BlobReader {
     );
   }
 
-  async *stream(offset = 0, options?: StreamOptions): AsyncGenerator<Uint8Array> {
+  stream(offset = 0, options?: StreamOptions): AsyncGenerator<Uint8Array> {
     let pos = offset;
-    let failed = 0;
-    for (;;) {
-      throwIfAborted(options?.signal);
-      try {
-        for await (const chunk of this.#inner.stream(pos, options)) {
-          pos += chunk.length;
-          failed = 0;
-          yield chunk;
-        }
-        return;
-      } catch (err) {
-        if (!isUnavailable(err) || options?.signal?.aborted === true) throw err;
-        failed++;
-        if (failed >= this.#policy.attempts) {
-          throw new UnavailableError(
-            `${this.#what}: giving up after ${failed} attempts (stream at byte ${pos})`,
-            { cause: err },
-          );
-        }
-        const delay = backoffDelay(this.#policy, failed + 1);
-        this.#log.debug(`stream failed at byte ${pos}, resuming in ${delay} ms`, { error: err });
-        await sleep(delay, options?.signal);
-      }
-    }
+    return retryingStream(this.#policy, this.#what, options, this.#log, {
+      open: () => this.#inner.stream(pos, options),
+      take: (chunk) => {
+        pos += chunk.length;
+        return true;
+      },
+      retryNote: () => `stream failed at byte ${pos}, resuming`,
+      giveUpNote: () => ` (stream at byte ${pos})`,
+    });
   }
 
   close(): Promise<void> {

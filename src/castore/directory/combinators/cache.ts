@@ -17,16 +17,14 @@
  * `negativeTtlMs` remembers roots neither tier has; a directory put through
  * this cache is forgotten as a miss at once.
  */
-import { type Logger, logger } from "../../../observability/log.js";
 import type { CallOptions } from "../../call-options.js";
+import { type CacheInit, CacheTiers } from "../../combinators/cache-tiers.js";
 import { InFlight } from "../../combinators/in-flight.js";
-import { NegativeCache } from "../../combinators/negative-cache.js";
 import {
   type CombinatorDeps,
-  CombinatorState,
+  DIRECTORY_KIND,
   guarded,
   innerError,
-  type Member,
 } from "../../combinators/support.js";
 import { type B3Digest, digestKey, formatB3 } from "../../digest.js";
 import type { Directory } from "../../directory.js";
@@ -34,63 +32,23 @@ import { RootFirstValidator } from "../closure-validator.js";
 import type { DirectoryPutter, DirectoryService } from "../service.js";
 import { CombinatorPutter, leavesFirst, ThroughPutter } from "./putters.js";
 
-export interface CacheDirectoryInit {
-  readonly near: Member<DirectoryService>;
-  readonly far: Member<DirectoryService>;
-  /** `near` (default): writes go to near only; `through`: to near and far. */
-  readonly write?: "near" | "through";
-  /** How long a miss of both tiers is remembered, in ms; 0 (default): not at all. */
-  readonly negativeTtlMs?: number;
-}
+export type CacheDirectoryInit = CacheInit<DirectoryService>;
 
 export class CacheDirectoryService implements DirectoryService {
-  readonly #near: Member<DirectoryService>;
-  readonly #far: Member<DirectoryService>;
-  readonly #through: boolean;
-  readonly #misses: NegativeCache;
-  readonly #state: CombinatorState;
-  readonly #log: Logger;
+  readonly #tiers: CacheTiers<DirectoryService>;
   /** Closures being fetched from far, by root digestKey. */
   readonly #fetches = new InFlight<readonly Directory[] | undefined>();
 
   constructor(init: CacheDirectoryInit, deps: CombinatorDeps = {}) {
-    const name = deps.instanceName ?? "anonymous";
-    this.#near = init.near;
-    this.#far = init.far;
-    this.#through = init.write === "through";
-    this.#misses = new NegativeCache(init.negativeTtlMs ?? 0, deps.now);
-    this.#state = new CombinatorState(`directory cache '${name}'`, [
-      init.near.service,
-      init.far.service,
-    ]);
-    this.#log = deps.log ?? logger("castore.directory.cache", { instance: name });
-  }
-
-  #tier(tier: Member<DirectoryService>, op: string, digest?: B3Digest): string {
-    const which = tier === this.#near ? "near" : "far";
-    const what = digest === undefined ? op : `${op} ${formatB3(digest)}`;
-    return `${this.#state.what}: ${which} tier '${tier.name}' failed (${what})`;
-  }
-
-  async #ask<T>(
-    tier: Member<DirectoryService>,
-    op: string,
-    digest: B3Digest,
-    call: () => Promise<T>,
-  ): Promise<T> {
-    try {
-      return await call();
-    } catch (err) {
-      throw innerError(err, this.#tier(tier, op, digest));
-    }
+    this.#tiers = new CacheTiers(DIRECTORY_KIND, init, deps);
   }
 
   async get(digest: B3Digest, options?: CallOptions): Promise<Directory | undefined> {
-    this.#state.check(options);
-    const key = digestKey(digest);
-    if (this.#misses.has(key)) return undefined;
-    const near = await this.#ask(this.#near, "get", digest, () =>
-      this.#near.service.get(digest, options),
+    const tiers = this.#tiers;
+    tiers.state.check(options);
+    if (tiers.misses.has(digestKey(digest))) return undefined;
+    const near = await tiers.ask(tiers.near, `get ${formatB3(digest)}`, (s) =>
+      s.get(digest, options),
     );
     if (near !== undefined) return near;
     const closure = await this.#fetch(digest, options);
@@ -98,24 +56,22 @@ export class CacheDirectoryService implements DirectoryService {
   }
 
   async *getRecursive(root: B3Digest, options?: CallOptions): AsyncGenerator<Directory> {
-    this.#state.check(options);
-    const key = digestKey(root);
-    if (this.#misses.has(key)) return;
-    const near = await this.#ask(this.#near, "get", root, () =>
-      this.#near.service.get(root, options),
-    );
+    const tiers = this.#tiers;
+    tiers.state.check(options);
+    if (tiers.misses.has(digestKey(root))) return;
+    const near = await tiers.ask(tiers.near, `get ${formatB3(root)}`, (s) => s.get(root, options));
     if (near !== undefined) {
       yield* guarded(
-        this.#near.service.getRecursive(root, options),
-        this.#state,
+        tiers.near.service.getRecursive(root, options),
+        tiers.state,
         options,
-        this.#tier(this.#near, "getRecursive", root),
+        tiers.context(tiers.near, `getRecursive ${formatB3(root)}`),
       );
       return;
     }
     const closure = await this.#fetch(root, options);
     for (const directory of closure ?? []) {
-      this.#state.check(options);
+      tiers.state.check(options);
       yield directory;
     }
   }
@@ -129,17 +85,18 @@ export class CacheDirectoryService implements DirectoryService {
     const closure = await this.#fetches.run(key, options?.signal, (signal) =>
       this.#fill(root, signal),
     );
-    this.#state.check(options);
-    if (closure === undefined) this.#misses.add(key);
+    this.#tiers.state.check(options);
+    if (closure === undefined) this.#tiers.misses.add(key);
     return closure;
   }
 
   async #fill(root: B3Digest, signal: AbortSignal): Promise<readonly Directory[] | undefined> {
-    const context = this.#tier(this.#far, "getRecursive", root);
+    const tiers = this.#tiers;
+    const context = tiers.context(tiers.far, `getRecursive ${formatB3(root)}`);
     const validator = new RootFirstValidator(root, `${context}: closure`);
     const received: Directory[] = [];
     try {
-      for await (const directory of this.#far.service.getRecursive(root, { signal })) {
+      for await (const directory of tiers.far.service.getRecursive(root, { signal })) {
         validator.accept(directory);
         received.push(directory);
       }
@@ -150,51 +107,44 @@ export class CacheDirectoryService implements DirectoryService {
     if (received.length === 0) return undefined;
     let putter: DirectoryPutter | undefined;
     try {
-      putter = this.#near.service.putMultiple({ signal });
+      putter = tiers.near.service.putMultiple({ signal });
       for (const directory of leavesFirst(root, received)) await putter.put(directory);
       await putter.close();
-      this.#log.debug("filled the near tier", {
+      tiers.log.debug("filled the near tier", {
         root: formatB3(root),
         directories: received.length,
       });
     } catch (err) {
       await putter?.abort(err).catch(() => undefined);
       if (signal.aborted) throw err;
-      this.#log.warn("filling the near tier failed; serving from far without caching", {
-        root: formatB3(root),
-        store: this.#near.name,
-        error: err,
-      });
+      tiers.fillFailed({ root: formatB3(root) }, err);
     }
     return received;
   }
 
   async put(directory: Directory, options?: CallOptions): Promise<B3Digest> {
-    this.#state.check(options);
     const digest = directory.digest();
-    await this.#ask(this.#near, "put", digest, () => this.#near.service.put(directory, options));
-    if (this.#through) {
-      await this.#ask(this.#far, "put", digest, () => this.#far.service.put(directory, options));
-    }
-    this.#misses.forget(digestKey(digest));
+    await this.#tiers.write(`put ${formatB3(digest)}`, options, (s) => s.put(directory, options));
+    this.#tiers.misses.forget(digestKey(digest));
     return digest;
   }
 
   putMultiple(options?: CallOptions): DirectoryPutter {
+    const tiers = this.#tiers;
     return new CombinatorPutter(
       () => {
-        const near = this.#near.service.putMultiple(options);
-        if (!this.#through) return near;
-        return new ThroughPutter(near, this.#far.service.putMultiple(options), this.#state.what);
+        const near = tiers.near.service.putMultiple(options);
+        if (!tiers.through) return near;
+        return new ThroughPutter(near, tiers.far.service.putMultiple(options), tiers.state.what);
       },
-      this.#state,
-      this.#misses,
-      `${this.#state.what}: putMultiple`,
+      tiers.state,
+      tiers.misses,
+      `${tiers.state.what}: putMultiple`,
     );
   }
 
   close(): Promise<void> {
-    return this.#state.close();
+    return this.#tiers.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -7,99 +7,63 @@
  * one never goes stale. Browser-safe.
  */
 import type { CallOptions } from "../../call-options.js";
-import { LruMap } from "../../combinators/lru-map.js";
-import {
-  type CombinatorDeps,
-  CombinatorState,
-  guarded,
-  innerError,
-  type Member,
-} from "../../combinators/support.js";
+import { keptAsIs, type LruInit, LruInner } from "../../combinators/lru-inner.js";
+import { type CombinatorDeps, DIRECTORY_KIND, guarded } from "../../combinators/support.js";
 import { type B3Digest, digestKey, formatB3 } from "../../digest.js";
 import type { Directory } from "../../directory.js";
 import type { DirectoryPutter, DirectoryService } from "../service.js";
 import { CombinatorPutter } from "./putters.js";
 
-export interface LruDirectoryInit {
-  readonly inner: Member<DirectoryService>;
-  /** How many directories are kept (>= 1). */
-  readonly capacity: number;
-}
+export type LruDirectoryInit = LruInit<DirectoryService>;
 
 export class LruDirectoryService implements DirectoryService {
-  readonly #inner: Member<DirectoryService>;
-  readonly #entries: LruMap<Directory>;
-  readonly #state: CombinatorState;
+  readonly #lru: LruInner<DirectoryService, Directory, Directory>;
 
   constructor(init: LruDirectoryInit, deps: CombinatorDeps = {}) {
-    this.#inner = init.inner;
-    this.#entries = new LruMap(init.capacity);
-    this.#state = new CombinatorState(`directory lru '${deps.instanceName ?? "anonymous"}'`, [
-      init.inner.service,
-    ]);
+    this.#lru = new LruInner(DIRECTORY_KIND, init, deps, keptAsIs<Directory>());
   }
 
   /** Directories held in memory (for tests and diagnostics). */
   get size(): number {
-    return this.#entries.size;
+    return this.#lru.size;
   }
 
-  #context(op: string, digest?: B3Digest): string {
-    const what = digest === undefined ? op : `${op} ${formatB3(digest)}`;
-    return `${this.#state.what}: inner store '${this.#inner.name}' failed (${what})`;
-  }
-
-  async get(digest: B3Digest, options?: CallOptions): Promise<Directory | undefined> {
-    this.#state.check(options);
-    const key = digestKey(digest);
-    const held = this.#entries.get(key);
-    if (held !== undefined) return held;
-    let directory: Directory | undefined;
-    try {
-      directory = await this.#inner.service.get(digest, options);
-    } catch (err) {
-      throw innerError(err, this.#context("get", digest));
-    }
-    if (directory !== undefined) this.#entries.set(key, directory);
-    return directory;
+  get(digest: B3Digest, options?: CallOptions): Promise<Directory | undefined> {
+    return this.#lru.get(digestKey(digest), `get ${formatB3(digest)}`, options, (s) =>
+      s.get(digest, options),
+    );
   }
 
   async put(directory: Directory, options?: CallOptions): Promise<B3Digest> {
-    this.#state.check(options);
-    let digest: B3Digest;
-    try {
-      digest = await this.#inner.service.put(directory, options);
-    } catch (err) {
-      throw innerError(err, this.#context("put"));
-    }
-    this.#entries.set(digestKey(digest), directory);
+    const digest = await this.#lru.call("put", options, (s) => s.put(directory, options));
+    this.#lru.remember(digestKey(digest), directory);
     return digest;
   }
 
   async *getRecursive(root: B3Digest, options?: CallOptions): AsyncGenerator<Directory> {
+    const lru = this.#lru;
     for await (const directory of guarded(
-      this.#inner.service.getRecursive(root, options),
-      this.#state,
+      lru.inner.service.getRecursive(root, options),
+      lru.state,
       options,
-      this.#context("getRecursive", root),
+      lru.context(`getRecursive ${formatB3(root)}`),
     )) {
-      this.#entries.set(digestKey(directory.digest()), directory);
+      lru.remember(digestKey(directory.digest()), directory);
       yield directory;
     }
   }
 
   putMultiple(options?: CallOptions): DirectoryPutter {
     return new CombinatorPutter(
-      () => this.#inner.service.putMultiple(options),
-      this.#state,
+      () => this.#lru.inner.service.putMultiple(options),
+      this.#lru.state,
       undefined,
-      this.#context("putMultiple"),
+      this.#lru.context("putMultiple"),
     );
   }
 
   close(): Promise<void> {
-    this.#entries.clear();
-    return this.#state.close();
+    return this.#lru.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -8,82 +8,52 @@
  * goes to the inner store. Browser-safe.
  */
 import type { CallOptions } from "../../../castore/call-options.js";
-import { LruMap } from "../../../castore/combinators/lru-map.js";
-import {
-  type CombinatorDeps,
-  CombinatorState,
-  guarded,
-  innerError,
-  type Member,
-} from "../../../castore/combinators/support.js";
+import { type LruInit, LruInner } from "../../../castore/combinators/lru-inner.js";
+import { type CombinatorDeps, guarded } from "../../../castore/combinators/support.js";
 import { digestKey } from "../../../castore/digest.js";
 import type { PathInfo } from "../../path-info.js";
 import { decodePathInfo, encodePathInfo } from "../../path-info-proto.js";
 import type { PathInfoService } from "../service.js";
-import { describeDigest } from "./union-list.js";
+import { describeDigest, PATH_INFO_KIND } from "./union-list.js";
 
-export interface LruPathInfoInit {
-  readonly inner: Member<PathInfoService>;
-  /** How many path infos are kept (>= 1). */
-  readonly capacity: number;
-}
+export type LruPathInfoInit = LruInit<PathInfoService>;
 
 export class LruPathInfoService implements PathInfoService {
-  readonly #inner: Member<PathInfoService>;
-  readonly #entries: LruMap<Uint8Array>;
-  readonly #state: CombinatorState;
+  readonly #lru: LruInner<PathInfoService, PathInfo, Uint8Array>;
 
   constructor(init: LruPathInfoInit, deps: CombinatorDeps = {}) {
-    this.#inner = init.inner;
-    this.#entries = new LruMap(init.capacity);
-    this.#state = new CombinatorState(`path info lru '${deps.instanceName ?? "anonymous"}'`, [
-      init.inner.service,
-    ]);
+    this.#lru = new LruInner(PATH_INFO_KIND, init, deps, {
+      encode: encodePathInfo,
+      decode: decodePathInfo,
+    });
   }
 
   /** Path infos held in memory (for tests and diagnostics). */
   get size(): number {
-    return this.#entries.size;
+    return this.#lru.size;
   }
 
-  #context(op: string): string {
-    return `${this.#state.what}: inner store '${this.#inner.name}' failed (${op})`;
-  }
-
-  async get(digest: Uint8Array, options?: CallOptions): Promise<PathInfo | undefined> {
-    this.#state.check(options);
-    const key = digestKey(digest);
-    const held = this.#entries.get(key);
-    if (held !== undefined) return decodePathInfo(held);
-    let info: PathInfo | undefined;
-    try {
-      info = await this.#inner.service.get(digest, options);
-    } catch (err) {
-      throw innerError(err, this.#context(`get ${describeDigest(digest)}`));
-    }
-    if (info !== undefined) this.#entries.set(key, encodePathInfo(info));
-    return info;
+  get(digest: Uint8Array, options?: CallOptions): Promise<PathInfo | undefined> {
+    return this.#lru.get(digestKey(digest), `get ${describeDigest(digest)}`, options, (s) =>
+      s.get(digest, options),
+    );
   }
 
   async put(info: PathInfo, options?: CallOptions): Promise<PathInfo> {
-    this.#state.check(options);
-    let stored: PathInfo;
-    try {
-      stored = await this.#inner.service.put(info, options);
-    } catch (err) {
-      throw innerError(err, this.#context(`put ${info.storePath.absolute}`));
-    }
-    this.#entries.set(digestKey(stored.storePath.digest), encodePathInfo(stored));
+    const stored = await this.#lru.call(`put ${info.storePath.absolute}`, options, (s) =>
+      s.put(info, options),
+    );
+    this.#lru.remember(digestKey(stored.storePath.digest), stored);
     return stored;
   }
 
   list(options?: CallOptions): AsyncIterable<PathInfo> {
-    return guarded(this.#inner.service.list(options), this.#state, options, this.#context("list"));
+    const lru = this.#lru;
+    return guarded(lru.inner.service.list(options), lru.state, options, lru.context("list"));
   }
 
   close(): Promise<void> {
-    this.#entries.clear();
-    return this.#state.close();
+    return this.#lru.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

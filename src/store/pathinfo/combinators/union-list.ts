@@ -1,12 +1,13 @@
 /**
  * Helpers the path info combinators share: the union of several stores'
  * listings (each store path once, the first store's version winning; a
- * failing store skipped with a warning), and how a store path digest is
- * shown in messages. Browser-safe.
+ * failing store skipped with a warning), how a store path digest is shown
+ * in messages, and how the combinators name their kind. Browser-safe.
  */
 import type { CallOptions } from "../../../castore/call-options.js";
 import type { SelectCaller } from "../../../castore/combinators/select.js";
 import {
+  type CombinatorKind,
   type CombinatorState,
   closeIterator,
   isCallerError,
@@ -18,6 +19,9 @@ import { nixbase32Encode } from "../../nixbase32.js";
 import type { PathInfo } from "../../path-info.js";
 import { STORE_PATH_DIGEST_LENGTH } from "../../store-path.js";
 import type { PathInfoService } from "../service.js";
+
+/** How the path info combinators name themselves (`path info cache 'root'`, `store.pathinfo.cache`). */
+export const PATH_INFO_KIND: CombinatorKind = { noun: "path info", module: "store.pathinfo" };
 
 /** A store path digest as its nixbase32 hash part (or its length, when it is no digest). */
 export function describeDigest(digest: Uint8Array): string {
