@@ -50,6 +50,9 @@ export interface ResolvedNar {
   readonly narSize: number;
 }
 
+/** Directory entries the geometry cache keeps (~330 bytes each: ~10 MiB). */
+const GEOMETRY_CACHE_ENTRIES = 32_768;
+
 /** Rebuilding the NAR index from the path infos happens at most this often. */
 const RESCAN_INTERVAL_MS = 60_000;
 
@@ -68,10 +71,22 @@ class Lru<V> {
     }
     return v;
   }
-  set(key: string, v: V): void {
+  /** Without touching its recency. */
+  peek(key: string): V | undefined {
+    return this.#map.get(key);
+  }
+  /** The least recently used key. */
+  oldest(): string | undefined {
+    return this.#map.keys().next().value;
+  }
+  set(key: string, v: V, onEvict?: (key: string) => void): void {
     this.#map.delete(key);
     this.#map.set(key, v);
-    if (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value!);
+    if (this.#map.size > this.#max) {
+      const oldest = this.#map.keys().next().value!;
+      this.#map.delete(oldest);
+      onEvict?.(oldest);
+    }
   }
   delete(key: string): void {
     this.#map.delete(key);
@@ -87,8 +102,15 @@ export class CacheContext {
   readonly log: Logger;
   /** Our signatures per fingerprint (Ed25519 is deterministic; signing costs more than a lookup). */
   readonly #signatures = new Lru<Signature[]>(10_000);
-  /** Directory closures of recently ranged NARs (resumed downloads come back for the same one). */
-  readonly #geometries = new Lru<Promise<NarGeometry>>(8);
+  /**
+   * Directory closures of recently served NARs. Loading one from the
+   * directory service (decode, validate, re-hash) cost a third of the CPU of
+   * serving a NAR of small files; clients fetch closures NAR by NAR, resumed
+   * downloads come back for the same one. Bounded by directory entries.
+   */
+  readonly #geometries = new Lru<Promise<NarGeometry>>(1024);
+  #geometryWeights = new Map<string, number>();
+  #geometryEntries = 0;
   /** NAR hashes known to be in the index (saves an index lookup per narinfo served). */
   readonly #remembered = new Lru<true>(100_000);
   #lastScan = 0;
@@ -237,10 +259,30 @@ export class CacheContext {
     if (g === undefined) {
       // Not tied to the request that asked first: others may share the result.
       g = NarGeometry.load(node, this.stores.directories);
-      this.#geometries.set(key, g);
-      g.catch(() => this.#geometries.delete(key));
+      this.#geometries.set(key, g, (evicted) => this.#forgetGeometry(evicted));
+      g.then(
+        (loaded) => {
+          if (this.#geometries.peek(key) !== g) return; // evicted meanwhile
+          this.#geometryWeights.set(key, loaded.entryCount);
+          this.#geometryEntries += loaded.entryCount;
+          while (this.#geometryEntries > GEOMETRY_CACHE_ENTRIES) {
+            const oldest = this.#geometries.oldest();
+            if (oldest === undefined || oldest === key) break;
+            this.#geometries.delete(oldest);
+            this.#forgetGeometry(oldest);
+          }
+        },
+        () => {
+          if (this.#geometries.peek(key) === g) this.#geometries.delete(key);
+        },
+      );
     }
     return g;
+  }
+
+  #forgetGeometry(key: string): void {
+    this.#geometryEntries -= this.#geometryWeights.get(key) ?? 0;
+    this.#geometryWeights.delete(key);
   }
 }
 

@@ -85,8 +85,14 @@ export class NarGeometry {
   readonly #dirs: ReadonlyMap<string, Directory>;
   readonly #sizes = new Map<string, number>();
 
+  /** Entries of all its directories: what it costs to keep in memory (~330 bytes each). */
+  readonly entryCount: number;
+
   constructor(dirs: ReadonlyMap<string, Directory>) {
     this.#dirs = dirs;
+    let n = 0;
+    for (const d of dirs.values()) n += d.entries.length;
+    this.entryCount = n;
   }
 
   /** Fetches the closure of `root` (one recursive call) and builds its geometry. */
