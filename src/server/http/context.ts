@@ -13,6 +13,7 @@ import { nixbase32DecodeOrUndefined, nixbase32Encode } from "../../store/nixbase
 import { type PathInfo, pathInfoFingerprint, pathInfoToNarInfo } from "../../store/path-info.js";
 import type { PathInfoService } from "../../store/pathinfo/service.js";
 import { type SecretKey, type Signature, sign, signaturesEqual } from "../../store/signature.js";
+import type { FastResponse } from "./fast-path.js";
 import type { NarIndex } from "./nar-index.js";
 import { NarGeometry } from "./nar-layout.js";
 
@@ -49,6 +50,16 @@ export interface ResolvedNar {
   readonly node: Node;
   readonly narSize: number;
 }
+
+/**
+ * How long a rendered narinfo is served from memory. Store paths are
+ * immutable here (only signatures can be added, by an upload, which drops
+ * the entry); what else can change it (signatures added through gRPC or
+ * another process, a path deleted) shows within this time, well inside the
+ * year of caching the response headers allow clients anyway.
+ */
+const NARINFO_TTL_MS = 2000;
+const NARINFO_CACHE_ENTRIES = 4096;
 
 /** Directory entries the geometry cache keeps (~330 bytes each: ~10 MiB). */
 const GEOMETRY_CACHE_ENTRIES = 32_768;
@@ -111,6 +122,10 @@ export class CacheContext {
   readonly #geometries = new Lru<Promise<NarGeometry>>(1024);
   #geometryWeights = new Map<string, number>();
   #geometryEntries = 0;
+  /** Recently served narinfo responses by hash part, with when they were made. */
+  readonly #narInfos = new Lru<{ readonly at: number; readonly response: FastResponse }>(
+    NARINFO_CACHE_ENTRIES,
+  );
   /** NAR hashes known to be in the index (saves an index lookup per narinfo served). */
   readonly #remembered = new Lru<true>(100_000);
   #lastScan = 0;
@@ -143,6 +158,24 @@ export class CacheContext {
     }
     const missing = ours.filter((s) => !info.signatures.some((t) => signaturesEqual(s, t)));
     return missing.length === 0 ? info : { ...info, signatures: [...info.signatures, ...missing] };
+  }
+
+  /** The narinfo response for this hash part if one was made in the last NARINFO_TTL_MS. */
+  cachedNarInfo(hash: string): FastResponse | undefined {
+    const e = this.#narInfos.get(hash);
+    if (e === undefined) return undefined;
+    if (performance.now() - e.at <= NARINFO_TTL_MS) return e.response;
+    this.#narInfos.delete(hash);
+    return undefined;
+  }
+
+  cacheNarInfo(hash: string, response: FastResponse): void {
+    this.#narInfos.set(hash, { at: performance.now(), response });
+  }
+
+  /** Drops a cached narinfo (its path info changed). */
+  forgetNarInfo(hash: string): void {
+    this.#narInfos.delete(hash);
   }
 
   /** The narinfo text for a path: our URL form, no compression, signed by our keys. */

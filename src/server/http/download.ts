@@ -57,12 +57,18 @@ export function cacheInfoResponse(ctx: CacheContext): FastResponse {
   );
 }
 
-/** The narinfo of the path with this hash part, or a 404. */
+/**
+ * The narinfo of the path with this hash part, or a 404. Found narinfos are
+ * kept for a moment (CacheContext.cachedNarInfo): fetching, decoding and
+ * rendering one costs more than the rest of answering it.
+ */
 export async function narInfoResponse(
   ctx: CacheContext,
   hash: string,
   signal?: AbortSignal,
 ): Promise<FastResponse> {
+  const cached = ctx.cachedNarInfo(hash);
+  if (cached !== undefined) return cached;
   const info = await ctx.stores.pathInfos.get(
     parseStorePathHashPart(hash),
     signal === undefined ? {} : { signal },
@@ -77,7 +83,9 @@ export async function narInfoResponse(
   }
   const text = ctx.narInfoText(info);
   ctx.remember(info);
-  return smallResponse(200, "text/x-nix-narinfo", CACHE_IMMUTABLE, text);
+  const response = smallResponse(200, "text/x-nix-narinfo", CACHE_IMMUTABLE, text);
+  ctx.cacheNarInfo(hash, response);
+  return response;
 }
 
 async function pathInfoOr404(ctx: CacheContext, hash: string, signal: AbortSignal) {
