@@ -113,4 +113,37 @@ describe("whole-NAR renderer", () => {
     // close() waits for open readers; it would hang on a leaked one.
     await blobs.close();
   });
+
+  test("an abort wakes a render whose buffers never come back (a dead socket)", async (t) => {
+    const blobs = await FsObjectStoreBlobService.open({ root: tempDir(t), smallBlobMaxBytes: 0 });
+    const directories = new MemoryDirectoryService();
+    const { node } = await ingestSource(fsNarSource(join(corpusDir(), corpusItems()[0]!)), {
+      blobs,
+      directories,
+    });
+    const geometry = await NarGeometry.load(node, directories);
+    const abort = new AbortController();
+    const r = new NarRender(node, geometry, blobs, {
+      bufferSize: 16,
+      depth: 2,
+      signal: abort.signal,
+    });
+    // Buffers taken and never released: the producer runs out and waits,
+    // and so does the consumer's next call.
+    const PENDING = Symbol("pending");
+    let waiting: Promise<unknown> | undefined;
+    for (let i = 0; i < 1000 && waiting === undefined; i++) {
+      const next = r.next();
+      const settled = await Promise.race([
+        next,
+        new Promise((resolve) => setTimeout(() => resolve(PENDING), 50)),
+      ]);
+      if (settled === PENDING) waiting = next;
+      else assert.ok(settled !== undefined, "the render ended although no buffer came back");
+    }
+    assert.ok(waiting !== undefined);
+    abort.abort(new Error("client gone"));
+    await assert.rejects(waiting, /client gone/);
+    await blobs.close();
+  });
 });

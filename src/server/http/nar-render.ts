@@ -129,6 +129,7 @@ export class NarRender {
   #cancelled: { reason: unknown } | undefined;
   #wakeConsumer: (() => void) | undefined;
   #wakeProducer: (() => void) | undefined;
+  #unlisten: (() => void) | undefined;
 
   constructor(
     root: Node,
@@ -143,6 +144,13 @@ export class NarRender {
     this.#options = options.signal === undefined ? {} : { signal: options.signal };
     this.#bufferSize = options.bufferSize ?? NAR_BUFFER_SIZE;
     this.#depth = Math.max(2, options.depth ?? DEPTH);
+    const signal = options.signal;
+    if (signal !== undefined) {
+      // Wakes a producer waiting for buffers that a dead socket may never give back.
+      const onAbort = (): void => this.cancel(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#unlisten = () => signal.removeEventListener("abort", onAbort);
+    }
     void this.#produce();
   }
 
@@ -182,6 +190,7 @@ export class NarRender {
 
   /** Stops producing; buffers not handed back are left to the GC (reads may still run into them). */
   cancel(reason: unknown = new AbortedError("NAR rendering cancelled")): void {
+    this.#unlisten?.();
     if (this.#done || this.#cancelled !== undefined) return;
     this.#cancelled = { reason };
     this.#wake("producer");
@@ -252,6 +261,7 @@ export class NarRender {
     } catch (err) {
       this.#failure ??= { err };
     } finally {
+      if (this.#failure !== undefined) this.#unlisten?.();
       this.#wake("consumer");
     }
   }
