@@ -261,6 +261,25 @@ export class FsObjectStoreBlobService implements BlobService {
     }
   }
 
+  /**
+   * A small blob's bytes straight out of the small-blob LMDB, without the
+   * copy into a fresh buffer `openRead` makes (an allocation, a copy and GC
+   * work per blob, a quarter of a NAR render of many small files). The view
+   * is lmdb-js's reusable read buffer: it is valid only until the next read
+   * of any LMDB database in this process, so the caller copies it out at
+   * once, synchronously. Undefined when the blob is not stored there (a blob
+   * file, missing, or the store not open yet): use `openRead`. Not re-hashed,
+   * like every local read (see #readSmall).
+   */
+  peekSmall(digest: B3Digest): Uint8Array | undefined {
+    this.#checkOpen();
+    const b = this.#small?.getBinaryFast(digest);
+    // lmdb-js's buffer is larger than the value: its `length` is a property
+    // set to the value's size, which TypedArray methods (set, subarray of
+    // the whole) do not see. A view of exactly the value, no copy.
+    return b === undefined ? undefined : b.subarray(0, b.length);
+  }
+
   openWrite(options?: CallOptions): BlobWriter {
     this.#checkOpen();
     throwIfAborted(options?.signal);
@@ -795,6 +814,23 @@ class InMemoryBlobReader implements BlobReader {
     return this.#data.slice(offset, Math.min(this.size, offset + length));
   }
 
+  /** Copies `length` bytes at `position` into `target` at `targetOffset` (see FsBlobReader.readInto). */
+  async readInto(
+    target: Uint8Array,
+    targetOffset: number,
+    length: number,
+    position: number,
+    options?: CallOptions,
+  ): Promise<void> {
+    this.#check(position, options);
+    if (!Number.isSafeInteger(length) || length < 0 || position + length > this.size) {
+      throw new InvalidInputError(
+        `blob read: ${length} bytes at ${position} outside 0..${this.size}`,
+      );
+    }
+    target.set(this.#data.subarray(position, position + length), targetOffset);
+  }
+
   async *stream(offset = 0, options?: StreamOptions): AsyncGenerator<Uint8Array> {
     this.#check(offset, options);
     if (offset < this.size) {
@@ -849,6 +885,36 @@ class FsBlobReader implements BlobReader {
       throw new InvalidInputError(`read of ${this.#what}: bad length ${length}`);
     }
     return this.#readAt(offset, Math.min(length, this.size - offset));
+  }
+
+  /**
+   * Reads exactly `length` bytes at `position` into `target` at
+   * `targetOffset`: a positional read into memory the caller owns (and
+   * recycles), no allocation. Reads of one reader may run concurrently.
+   * A blob shorter than promised is an IntegrityError.
+   */
+  async readInto(
+    target: Uint8Array,
+    targetOffset: number,
+    length: number,
+    position: number,
+    options?: CallOptions,
+  ): Promise<void> {
+    this.#check(options);
+    if (
+      !Number.isSafeInteger(length) ||
+      length < 0 ||
+      !Number.isSafeInteger(position) ||
+      position < 0 ||
+      position + length > this.size ||
+      targetOffset < 0 ||
+      targetOffset + length > target.length
+    ) {
+      throw new InvalidInputError(
+        `read of ${this.#what}: ${length} bytes at ${position} into ${targetOffset} outside the blob or the target`,
+      );
+    }
+    await this.#readAt(position, length, target, targetOffset);
   }
 
   async *stream(offset = 0, options?: StreamOptions): AsyncGenerator<Uint8Array> {
@@ -908,14 +974,17 @@ class FsBlobReader implements BlobReader {
     }
   }
 
-  /** Exactly `length` bytes at `offset`, into `into` or else a fresh buffer the caller may keep. */
-  async #readAt(offset: number, length: number, into?: Buffer): Promise<Uint8Array> {
+  /**
+   * Exactly `length` bytes at `offset`, into `into` (at `at`) or else a
+   * fresh buffer the caller may keep.
+   */
+  async #readAt(offset: number, length: number, into?: Uint8Array, at = 0): Promise<Uint8Array> {
     // Unpooled: a pooled Buffer would share its memory with unrelated data.
     const buf = into ?? Buffer.allocUnsafeSlow(length);
     let done = 0;
     try {
       while (done < length) {
-        const { bytesRead } = await this.#fh.read(buf, done, length - done, offset + done);
+        const { bytesRead } = await this.#fh.read(buf, at + done, length - done, offset + done);
         if (bytesRead === 0) {
           throw new IntegrityError(
             `${this.#what} is shorter than its recorded size ${this.size} (EOF at ${offset + done})`,
@@ -927,7 +996,7 @@ class FsBlobReader implements BlobReader {
       if (err instanceof StrataError) throw err;
       throw new StorageError(`reading ${this.#what} at offset ${offset + done}`, { cause: err });
     }
-    return new Uint8Array(buf.buffer, buf.byteOffset, length);
+    return new Uint8Array(buf.buffer, buf.byteOffset + at, length);
   }
 }
 

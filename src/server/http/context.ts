@@ -13,6 +13,7 @@ import { nixbase32DecodeOrUndefined, nixbase32Encode } from "../../store/nixbase
 import { type PathInfo, pathInfoFingerprint, pathInfoToNarInfo } from "../../store/path-info.js";
 import type { PathInfoService } from "../../store/pathinfo/service.js";
 import { type SecretKey, type Signature, sign, signaturesEqual } from "../../store/signature.js";
+import type { FastResponse } from "./fast-path.js";
 import type { NarIndex } from "./nar-index.js";
 import { NarGeometry } from "./nar-layout.js";
 
@@ -50,6 +51,19 @@ export interface ResolvedNar {
   readonly narSize: number;
 }
 
+/**
+ * How long a rendered narinfo is served from memory. Store paths are
+ * immutable here (only signatures can be added, by an upload, which drops
+ * the entry); what else can change it (signatures added through gRPC or
+ * another process, a path deleted) shows within this time, well inside the
+ * year of caching the response headers allow clients anyway.
+ */
+const NARINFO_TTL_MS = 2000;
+const NARINFO_CACHE_ENTRIES = 4096;
+
+/** Directory entries the geometry cache keeps (~330 bytes each: ~10 MiB). */
+const GEOMETRY_CACHE_ENTRIES = 32_768;
+
 /** Rebuilding the NAR index from the path infos happens at most this often. */
 const RESCAN_INTERVAL_MS = 60_000;
 
@@ -68,10 +82,22 @@ class Lru<V> {
     }
     return v;
   }
-  set(key: string, v: V): void {
+  /** Without touching its recency. */
+  peek(key: string): V | undefined {
+    return this.#map.get(key);
+  }
+  /** The least recently used key. */
+  oldest(): string | undefined {
+    return this.#map.keys().next().value;
+  }
+  set(key: string, v: V, onEvict?: (key: string) => void): void {
     this.#map.delete(key);
     this.#map.set(key, v);
-    if (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value!);
+    if (this.#map.size > this.#max) {
+      const oldest = this.#map.keys().next().value!;
+      this.#map.delete(oldest);
+      onEvict?.(oldest);
+    }
   }
   delete(key: string): void {
     this.#map.delete(key);
@@ -87,8 +113,19 @@ export class CacheContext {
   readonly log: Logger;
   /** Our signatures per fingerprint (Ed25519 is deterministic; signing costs more than a lookup). */
   readonly #signatures = new Lru<Signature[]>(10_000);
-  /** Directory closures of recently ranged NARs (resumed downloads come back for the same one). */
-  readonly #geometries = new Lru<Promise<NarGeometry>>(8);
+  /**
+   * Directory closures of recently served NARs. Loading one from the
+   * directory service (decode, validate, re-hash) cost a third of the CPU of
+   * serving a NAR of small files; clients fetch closures NAR by NAR, resumed
+   * downloads come back for the same one. Bounded by directory entries.
+   */
+  readonly #geometries = new Lru<Promise<NarGeometry>>(1024);
+  #geometryWeights = new Map<string, number>();
+  #geometryEntries = 0;
+  /** Recently served narinfo responses by hash part, with when they were made. */
+  readonly #narInfos = new Lru<{ readonly at: number; readonly response: FastResponse }>(
+    NARINFO_CACHE_ENTRIES,
+  );
   /** NAR hashes known to be in the index (saves an index lookup per narinfo served). */
   readonly #remembered = new Lru<true>(100_000);
   #lastScan = 0;
@@ -121,6 +158,24 @@ export class CacheContext {
     }
     const missing = ours.filter((s) => !info.signatures.some((t) => signaturesEqual(s, t)));
     return missing.length === 0 ? info : { ...info, signatures: [...info.signatures, ...missing] };
+  }
+
+  /** The narinfo response for this hash part if one was made in the last NARINFO_TTL_MS. */
+  cachedNarInfo(hash: string): FastResponse | undefined {
+    const e = this.#narInfos.get(hash);
+    if (e === undefined) return undefined;
+    if (performance.now() - e.at <= NARINFO_TTL_MS) return e.response;
+    this.#narInfos.delete(hash);
+    return undefined;
+  }
+
+  cacheNarInfo(hash: string, response: FastResponse): void {
+    this.#narInfos.set(hash, { at: performance.now(), response });
+  }
+
+  /** Drops a cached narinfo (its path info changed). */
+  forgetNarInfo(hash: string): void {
+    this.#narInfos.delete(hash);
   }
 
   /** The narinfo text for a path: our URL form, no compression, signed by our keys. */
@@ -237,10 +292,30 @@ export class CacheContext {
     if (g === undefined) {
       // Not tied to the request that asked first: others may share the result.
       g = NarGeometry.load(node, this.stores.directories);
-      this.#geometries.set(key, g);
-      g.catch(() => this.#geometries.delete(key));
+      this.#geometries.set(key, g, (evicted) => this.#forgetGeometry(evicted));
+      g.then(
+        (loaded) => {
+          if (this.#geometries.peek(key) !== g) return; // evicted meanwhile
+          this.#geometryWeights.set(key, loaded.entryCount);
+          this.#geometryEntries += loaded.entryCount;
+          while (this.#geometryEntries > GEOMETRY_CACHE_ENTRIES) {
+            const oldest = this.#geometries.oldest();
+            if (oldest === undefined || oldest === key) break;
+            this.#geometries.delete(oldest);
+            this.#forgetGeometry(oldest);
+          }
+        },
+        () => {
+          if (this.#geometries.peek(key) === g) this.#geometries.delete(key);
+        },
+      );
     }
     return g;
+  }
+
+  #forgetGeometry(key: string): void {
+    this.#geometryEntries -= this.#geometryWeights.get(key) ?? 0;
+    this.#geometryWeights.delete(key);
   }
 }
 

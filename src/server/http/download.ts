@@ -5,18 +5,13 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { IntegrityError } from "../../errors.js";
-import {
-  type CastoreReaders,
-  castoreNarSource,
-  castoreReaders,
-} from "../../store/nar/castore-source.js";
-import { writeNar } from "../../store/nar/writer.js";
 import { nixbase32Encode } from "../../store/nixbase32.js";
 import { parseStorePathHashPart, STORE_DIR } from "../../store/store-path.js";
 import { type Codec, canCompress, compress } from "./compression.js";
 import type { CacheContext, ResolvedNar } from "./context.js";
 import type { FastResponse } from "./fast-path.js";
 import { blobRangeSource, type NarGeometry, renderListing, renderNarRange } from "./nar-layout.js";
+import { NarRender, narRenderChunks, sendNarRender } from "./nar-render.js";
 import { parseRange } from "./range.js";
 import {
   CACHE_IMMUTABLE,
@@ -62,12 +57,18 @@ export function cacheInfoResponse(ctx: CacheContext): FastResponse {
   );
 }
 
-/** The narinfo of the path with this hash part, or a 404. */
+/**
+ * The narinfo of the path with this hash part, or a 404. Found narinfos are
+ * kept for a moment (CacheContext.cachedNarInfo): fetching, decoding and
+ * rendering one costs more than the rest of answering it.
+ */
 export async function narInfoResponse(
   ctx: CacheContext,
   hash: string,
   signal?: AbortSignal,
 ): Promise<FastResponse> {
+  const cached = ctx.cachedNarInfo(hash);
+  if (cached !== undefined) return cached;
   const info = await ctx.stores.pathInfos.get(
     parseStorePathHashPart(hash),
     signal === undefined ? {} : { signal },
@@ -82,7 +83,9 @@ export async function narInfoResponse(
   }
   const text = ctx.narInfoText(info);
   ctx.remember(info);
-  return smallResponse(200, "text/x-nix-narinfo", CACHE_IMMUTABLE, text);
+  const response = smallResponse(200, "text/x-nix-narinfo", CACHE_IMMUTABLE, text);
+  ctx.cacheNarInfo(hash, response);
+  return response;
 }
 
 async function pathInfoOr404(ctx: CacheContext, hash: string, signal: AbortSignal) {
@@ -110,33 +113,20 @@ export async function getListing(
 }
 
 /**
- * The whole NAR, in recycled buffers. The directory closure is fetched
- * first, in one recursive call (one round trip to a remote directory
- * service instead of one per directory), which also checks, before any
- * header is sent, that the tree's NAR has the size the path info promises.
+ * The whole NAR (nar-render.ts). The directory closure is fetched first, in
+ * one recursive call (one round trip to a remote directory service instead
+ * of one per directory), which also checks, before any header is sent, that
+ * the tree's NAR has the size the path info promises.
  */
 async function wholeNar(
   ctx: CacheContext,
   nar: ResolvedNar,
   signal: AbortSignal,
   what: string,
-): Promise<AsyncIterable<Uint8Array>> {
+): Promise<NarRender> {
   const geometry = await ctx.geometry(nar.narSha256, nar.node);
   checkSize(geometry, nar, what);
-  const blobs = castoreReaders(
-    ctx.stores.blobs,
-    ctx.stores.directories,
-    { signal },
-    {
-      transient: true,
-    },
-  );
-  const readers: CastoreReaders = {
-    getDirectory: async (digest) => geometry.directory(digest),
-    openBlob: blobs.openBlob,
-  };
-  const stream = writeNar(castoreNarSource(nar.node, readers), { signal, transient: true });
-  return exactly(stream, nar.narSize, what);
+  return new NarRender(nar.node, geometry, ctx.stores.blobs, { signal });
 }
 
 function checkSize(geometry: NarGeometry, nar: ResolvedNar, what: string): void {
@@ -209,7 +199,8 @@ export async function getNar(
     const body = isHead(req) ? undefined : await wholeNar(ctx, nar, signal, what);
     res.writeHead(200, { ...base, ETag: `"${hash}-${route.codec}"` });
     if (body === undefined) return void res.end();
-    await sendStream(res, compress(body, route.codec, true), false);
+    const chunks = exactly(narRenderChunks(body), narSize, what);
+    await sendStream(res, compress(chunks, route.codec, true), false);
     res.end();
     return;
   }
@@ -251,7 +242,8 @@ export async function getNar(
       Vary: "Accept-Encoding",
     });
     if (body === undefined) return void res.end();
-    await sendStream(res, compress(body, "zstd", true), false);
+    const chunks = exactly(narRenderChunks(body), narSize, what);
+    await sendStream(res, compress(chunks, "zstd", true), false);
     res.end();
     return;
   }
@@ -264,7 +256,7 @@ export async function getNar(
     ...(compressOnTheFly && { Vary: "Accept-Encoding" }),
   });
   if (body === undefined) return void res.end();
-  await sendStream(res, body, true);
+  await sendNarRender(res, body, narSize, what);
   res.end();
 }
 

@@ -52,8 +52,25 @@ const TARGET = /^\/(?:nix-cache-info|[0-9abcdfghijklmnpqrsvwxyz]{32}\.narinfo)$/
 const END = Buffer.from("\r\n\r\n");
 const HEADERS_TIMEOUT_MS = 60_000;
 
-/** The response bytes (status line, headers, body) in one buffer: one write, one syscall. */
+/** GET keep-alive serialisations of responses served more than once (cached narinfos). */
+const wire = new WeakMap<FastResponse, Buffer>();
+
+/**
+ * The response bytes (status line, headers, body) in one buffer: one write,
+ * one syscall. The common form (GET, keep-alive) is kept with the response:
+ * sent again as it is (the buffer is never written to after it is made).
+ */
 export function serializeResponse(r: FastResponse, head: boolean, close: boolean): Buffer {
+  if (head || close) return serialize(r, head, close);
+  let out = wire.get(r);
+  if (out === undefined) {
+    out = serialize(r, false, false);
+    wire.set(r, out);
+  }
+  return out;
+}
+
+function serialize(r: FastResponse, head: boolean, close: boolean): Buffer {
   let text = `HTTP/1.1 ${r.status} ${REASONS[r.status] ?? "Unknown"}\r\n`;
   for (const [k, v] of Object.entries(r.headers)) text += `${k}: ${v}\r\n`;
   text += `Content-Length: ${r.body.length}\r\n${close ? "Connection: close\r\n" : ""}\r\n`;
@@ -126,6 +143,11 @@ export class FastFront {
     let pending: Buffer = Buffer.alloc(0);
     let handedOff = false;
     const onTimeout = (): void => {
+      // No idle timeout while an answer is being made (a slow store is not an
+      // idle client): the answer's write re-arms the timer (net.Socket
+      // refreshes it on every read and write, which is also why it is not
+      // reset per request here: that costs a timer object each time).
+      if (state.busy) return;
       socket.destroy();
     };
     const onError = (): void => {
@@ -159,8 +181,6 @@ export class FastFront {
         headStarted = undefined;
         state.busy = true;
         this.inFlight++;
-        // No idle timeout while the answer is being made (a slow store is not an idle client).
-        socket.setTimeout(0);
         let response: FastResponse | undefined;
         try {
           response = await this.#handler(req.path);
@@ -173,7 +193,6 @@ export class FastFront {
         if (socket.destroyed) return;
         if (response === undefined) return handOff();
         pending = pending.subarray(req.length);
-        socket.setTimeout(this.#idleMs);
         const close = req.close || this.#closing;
         socket.write(serializeResponse(response, req.method === "HEAD", close));
         if (close) {

@@ -66,14 +66,15 @@ function u64(n: number): Uint8Array {
   return out;
 }
 
-const MAGIC = tokens("nix-archive-1");
-const REGULAR_HEAD = tokens("(", "type", "regular", "contents");
-const EXECUTABLE_HEAD = tokens("(", "type", "regular", "executable", "", "contents");
-const SYMLINK_HEAD = tokens("(", "type", "symlink", "target");
-const DIRECTORY_HEAD = tokens("(", "type", "directory");
-const ENTRY_HEAD = tokens("entry", "(", "name");
-const NODE = tokens("node");
-const CLOSE = tokens(")");
+// The NAR tokens, encoded once (also used by nar-render.ts).
+export const MAGIC = tokens("nix-archive-1");
+export const REGULAR_HEAD = tokens("(", "type", "regular", "contents");
+export const EXECUTABLE_HEAD = tokens("(", "type", "regular", "executable", "", "contents");
+export const SYMLINK_HEAD = tokens("(", "type", "symlink", "target");
+export const DIRECTORY_HEAD = tokens("(", "type", "directory");
+export const ENTRY_HEAD = tokens("entry", "(", "name");
+export const NODE = tokens("node");
+export const CLOSE = tokens(")");
 const ZEROS = new Uint8Array(8);
 
 /**
@@ -84,8 +85,14 @@ export class NarGeometry {
   readonly #dirs: ReadonlyMap<string, Directory>;
   readonly #sizes = new Map<string, number>();
 
+  /** Entries of all its directories: what it costs to keep in memory (~330 bytes each). */
+  readonly entryCount: number;
+
   constructor(dirs: ReadonlyMap<string, Directory>) {
     this.#dirs = dirs;
+    let n = 0;
+    for (const d of dirs.values()) n += d.entries.length;
+    this.entryCount = n;
   }
 
   /** Fetches the closure of `root` (one recursive call) and builds its geometry. */

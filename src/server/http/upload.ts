@@ -215,6 +215,7 @@ export async function putNarInfo(
     info = pathInfoFromNarInfo(narinfo, rec.node);
   }
   const stored = await ctx.stores.pathInfos.put(ctx.signed(info), { signal });
+  ctx.forgetNarInfo(hash); // more signatures now
   ctx.log.info("narinfo stored", { path: stored.storePath.absolute });
   ok(res, `${stored.storePath.absolute} stored`);
 }
