@@ -41,7 +41,8 @@ const SMALL_INPUT = 2048;
 // Compiled in the background rather than awaited at load (10-20 ms of every
 // CLI start); until it is ready the native hasher serves small inputs too.
 let wasm: Awaited<ReturnType<typeof createBLAKE3>> | undefined;
-createBLAKE3().then(
+/** Settles once the wasm hasher is in use (or known unavailable); never rejects. */
+export const blake3Ready: Promise<void> = createBLAKE3().then(
   (instance) => {
     wasm = instance;
   },

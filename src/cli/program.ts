@@ -21,8 +21,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 };
 
 /**
- * The program with the subcommand `argv` names, or with all of them when it
- * names none (help, version, a typo: commander then lists them all).
+ * The program with the subcommand `argv` starts with, or with all of them
+ * otherwise (help, version, a typo: commander then lists them all).
  */
 export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
   const program = new Command("strata")
@@ -32,8 +32,11 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
     .version("0.1.0")
     .showHelpAfterError()
     .exitOverride();
-  const named = argv.find((a) => !a.startsWith("-"));
-  const wanted = named !== undefined && named in COMMANDS ? [named] : Object.keys(COMMANDS);
+  // Only a command in first position narrows the load: with options before
+  // it (`strata -h import`), commander prints the full program help.
+  const first = argv[0];
+  const wanted =
+    first !== undefined && Object.hasOwn(COMMANDS, first) ? [first] : Object.keys(COMMANDS);
   for (const c of await Promise.all(wanted.map((name) => COMMANDS[name]!()))) {
     program.addCommand(c);
   }

@@ -47,6 +47,24 @@ describe("ingestPath (worker thread reads, this thread stores)", () => {
     );
   });
 
+  test("smallFileBytes: files above it are stored from a second read, not from the ring", async (t) => {
+    const root = corpusDir();
+    await using blobs = await FsObjectStoreBlobService.open({ root: tempDir(t) });
+    let whole = 0;
+    const putBytes = blobs.putBytes.bind(blobs);
+    blobs.putBytes = (data, o) => {
+      if (data.length > 0) whole++;
+      return putBytes(data, o);
+    };
+    const directories = new MemoryDirectoryService();
+    const got = await ingestPath(root, { blobs, directories }, { smallFileBytes: 0 });
+    assert.equal(whole, 0, "no non-empty file went through putBytes");
+    const rendered = await hashNarStream(
+      writeNar(castoreNarSource(got.node, castoreReaders(blobs, directories))),
+    );
+    assert.deepEqual(rendered.sha256, got.narSha256);
+  });
+
   test("a missing blob of a large file is stored from a second read", async (t) => {
     const root = corpusDir();
     const memory = new MemoryBlobService();

@@ -300,7 +300,9 @@ export class FsObjectStoreBlobService implements BlobService {
     try {
       if (this.#small !== undefined && data.length <= this.#opts.smallBlobMaxBytes) {
         if (!this.#small.doesExist(digest)) await this.#small.put(digest, data);
-      } else if (!(await this.has(digest, options))) {
+      } else {
+        // Handles an existing blob file too, queueing it for the next sync
+        // (it may have been renamed into place by a process that crashed before syncing).
         await this.placeSmall(data, digest);
       }
     } catch (err) {

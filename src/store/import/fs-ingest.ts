@@ -5,9 +5,9 @@
  * thread hashes the NAR bytes (SHA-256), stores the blobs that are missing
  * and puts the directories leaves first. Node-only.
  *
- * Files that fit in a ring slot are stored from the ring; larger ones are
- * read a second time, and only when their blob is missing, so a re-import
- * reads every file once and writes nothing.
+ * Files up to `smallFileBytes` (at most a ring slot, 1 MiB) are stored from
+ * the ring; larger ones are read a second time, and only when their blob is
+ * missing, so a re-import reads every file once and writes nothing.
  */
 import { lstatSync } from "node:fs";
 import { ConcurrentBlobUploader } from "../../castore/blob/concurrent-uploader.js";
@@ -18,7 +18,7 @@ import { Directory } from "../../castore/directory.js";
 import type { Node } from "../../castore/node.js";
 import { StorageError } from "../../errors.js";
 import { fsNarSlots } from "../nar/fs-nar-stream.js";
-import { fsNarSource } from "../nar/fs-source.js";
+import { fileContents, fsNarSource } from "../nar/fs-source.js";
 import { createSha256 } from "../sha256-node.js";
 import {
   type CastoreWriters,
@@ -64,7 +64,12 @@ export async function ingestPath(
     else parent.entries.push({ name: name!, node });
   };
   try {
-    for await (const slot of fsNarSlots(path, { describe: true, signal: options.signal })) {
+    const slots = fsNarSlots(path, {
+      describe: true,
+      signal: options.signal,
+      inSlotMax: init.smallFileBytes ?? 1 << 20,
+    });
+    for await (const slot of slots) {
       sha.update(slot.bytes);
       narSize += slot.bytes.length;
       for (const ev of slot.events) {
@@ -89,11 +94,11 @@ export async function ingestPath(
               // Copied if needed: the ring slot is reused once the next one is asked for.
               await uploader.uploadView(slot.bytes.subarray(ev.at, ev.at + ev.size), digest);
             } else {
-              const file = fsNarSource(Buffer.from(ev.path!), { reuseBuffer: true });
-              if (file.type !== "file") {
-                throw new StorageError(`'${Buffer.from(ev.path!)}' changed while being imported`);
-              }
-              await storeIfMissing(services.blobs, digest, () => file.contents(), options);
+              // The same bytes the worker hashed; a change in between fails the digest check.
+              const file = Buffer.from(ev.path!);
+              const contents = (): AsyncIterable<Uint8Array> =>
+                fileContents(file, ev.size, { reuseBuffer: true });
+              await storeIfMissing(services.blobs, digest, contents, options);
             }
             init.onFile?.(ev.size);
             place(ev.name, { type: "file", digest, size: ev.size, executable: ev.executable });

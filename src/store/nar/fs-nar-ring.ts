@@ -78,8 +78,13 @@ export type RingMessage =
       /** The error class (InvalidInputError, IntegrityError, Error, ...). */
       readonly name: string;
       readonly message: string;
-      /** errno code of a failed system call (ENOENT, EACCES, ...). */
+      /** errno code of a failed system call (ENOENT, EACCES, ...), and its details. */
       readonly code?: string;
+      readonly errno?: number;
+      readonly syscall?: string;
+      readonly path?: string;
+      /** The worker's stack, kept as the `cause` of the rebuilt error. */
+      readonly stack?: string;
     };
 
 /** What the worker is started with (`workerData`). */
@@ -90,4 +95,6 @@ export interface RingWorkerData {
   readonly readChunk: number;
   /** Also send TreeEvents with BLAKE3 digests of the files (for ingestion). */
   readonly describe: boolean;
+  /** describe mode: files up to this size are placed in one slot (at most `slotSize`). */
+  readonly inSlotMax: number;
 }

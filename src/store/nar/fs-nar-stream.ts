@@ -74,6 +74,8 @@ export interface FsNarSlotsOptions {
   signal?: AbortSignal | undefined;
   /** Ring geometry (default 4 x 256 KiB, describe mode 8 x 1 MiB). */
   ring?: RingShape;
+  /** describe mode: files up to this size come in one slot (default and maximum: the slot size). */
+  inSlotMax?: number;
 }
 
 /**
@@ -87,7 +89,13 @@ export async function* fsNarSlots(
   const { signal, describe } = options;
   throwIfAborted(signal);
   const ring = createRing(options.ring ?? (describe ? DESCRIBE_RING : RING));
-  const data: RingWorkerData = { path: Buffer.from(path), ring, readChunk: 1 << 20, describe };
+  const data: RingWorkerData = {
+    path: Buffer.from(path),
+    ring,
+    readChunk: 1 << 20,
+    describe,
+    inSlotMax: Math.min(options.inSlotMax ?? ring.slotSize, ring.slotSize),
+  };
   const worker = new Worker(new URL("./fs-nar-worker.js", import.meta.url), { workerData: data });
   const state = new Int32Array(ring.state);
   const inbox: RingMessage[] = [];
@@ -103,6 +111,11 @@ export async function* fsNarSlots(
     poke();
   });
   worker.on("error", (err) => {
+    failure ??= err;
+    poke();
+  });
+  worker.on("messageerror", (err) => {
+    // A lost slot message would leave a gap in the NAR: fail instead.
     failure ??= err;
     poke();
   });
@@ -152,9 +165,22 @@ const NO_EVENTS: readonly TreeEvent[] = [];
 
 /** The worker's error, as the same class and message the in-process source throws. */
 function rebuildError(m: Extract<RingMessage, { kind: "error" }>): Error {
-  if (m.name === "InvalidInputError") return new InvalidInputError(m.message);
-  if (m.name === "IntegrityError") return new IntegrityError(m.message);
-  const err: NodeJS.ErrnoException = new Error(m.message);
+  const options = m.stack === undefined ? {} : { cause: new WorkerStack(m.stack) };
+  if (m.name === "InvalidInputError") return new InvalidInputError(m.message, options);
+  if (m.name === "IntegrityError") return new IntegrityError(m.message, options);
+  const err: NodeJS.ErrnoException = new Error(m.message, options);
   if (m.code !== undefined) err.code = m.code;
+  if (m.errno !== undefined) err.errno = m.errno;
+  if (m.syscall !== undefined) err.syscall = m.syscall;
+  if (m.path !== undefined) err.path = m.path;
   return err;
+}
+
+/** Where the worker was when it failed (its stack), as the cause of the rebuilt error. */
+class WorkerStack extends Error {
+  constructor(stack: string) {
+    super("in the NAR worker thread");
+    this.name = "WorkerStack";
+    this.stack = stack;
+  }
 }

@@ -181,6 +181,8 @@ type Blake3Module = typeof import("../../castore/blake3.js");
 interface Walk {
   readonly out: RingWriter;
   readonly maxRead: number;
+  /** Files up to this size are placed in one slot. */
+  readonly inSlotMax: number;
   readonly b3: Blake3Module | undefined;
 }
 
@@ -255,7 +257,7 @@ function describeFile(
     name === undefined
       ? { t: "file" as const, executable, size }
       : { t: "file" as const, name, executable, size };
-  if (size <= out.slotSize) {
+  if (size <= w.inSlotMax) {
     if (size > out.room) out.publish();
     const at = size === 0 ? 0 : out.position;
     out.readFrom(fd, size, w.maxRead, path);
@@ -276,8 +278,15 @@ async function run(): Promise<void> {
   const out = new RingWriter(data, post);
   try {
     const b3 = data.describe ? await import("../../castore/blake3.js") : undefined;
+    // Small files hash faster in wasm; the walk below never yields to let it finish compiling.
+    await b3?.blake3Ready;
     out.put(NAR_MAGIC);
-    serialise({ out, maxRead: data.readChunk, b3 }, Buffer.from(data.path), undefined, undefined);
+    serialise(
+      { out, maxRead: data.readChunk, inSlotMax: Math.min(data.inSlotMax, data.ring.slotSize), b3 },
+      Buffer.from(data.path),
+      undefined,
+      undefined,
+    );
     out.publish();
     post({ kind: "done" });
   } catch (err) {
@@ -288,6 +297,10 @@ async function run(): Promise<void> {
       name: e?.name ?? "Error",
       message: e?.message ?? String(err),
       ...(typeof e?.code === "string" ? { code: e.code } : {}),
+      ...(typeof e?.errno === "number" ? { errno: e.errno } : {}),
+      ...(typeof e?.syscall === "string" ? { syscall: e.syscall } : {}),
+      ...(typeof e?.path === "string" ? { path: e.path } : {}),
+      ...(typeof e?.stack === "string" ? { stack: e.stack } : {}),
     });
   }
 }

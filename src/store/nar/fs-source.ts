@@ -114,6 +114,20 @@ function* dirEntries(path: Buffer, ctx: Ctx): Generator<NarSourceEntry> {
   }
 }
 
+/**
+ * Exactly `size` bytes of the file at `path` (fewer is an IntegrityError;
+ * bytes beyond are not read), refusing a symlink swapped in.
+ */
+export function fileContents(
+  path: Buffer,
+  size: number,
+  options: FsSourceOptions = {},
+): AsyncGenerator<Uint8Array> {
+  const readChunk = options.readChunk ?? 1 << 20;
+  const scratch = options.reuseBuffer ? Buffer.allocUnsafe(Math.min(readChunk, size)) : undefined;
+  return readFile(path, size, { readChunk, scratch });
+}
+
 async function* readFile(path: Buffer, size: number, ctx: Ctx): AsyncGenerator<Uint8Array> {
   const fd = openNoFollow(path);
   try {

@@ -97,7 +97,11 @@ export class TreeEventEncoder {
   }
 }
 
-/** Decodes what TreeEventEncoder.take produced. Byte fields are views into `buf`. */
+/**
+ * Decodes what TreeEventEncoder.take produced. Names, targets and digests
+ * are copies: consumers keep them (in Directory entries), and a view would
+ * pin the whole message buffer.
+ */
 export function decodeTreeEvents(buf: ArrayBuffer): TreeEvent[] {
   const bytes = new Uint8Array(buf);
   const view = new DataView(buf);
@@ -107,7 +111,7 @@ export function decodeTreeEvents(buf: ArrayBuffer): TreeEvent[] {
     const n = view.getUint32(at, true);
     at += 4;
     if (n === NONE) return undefined;
-    const b = bytes.subarray(at, at + n);
+    const b = bytes.slice(at, at + n);
     at += n;
     return b;
   };
@@ -137,7 +141,7 @@ export function decodeTreeEvents(buf: ArrayBuffer): TreeEvent[] {
         const name = field();
         const executable = bytes[at++] === 1;
         const size = f64();
-        const digest = bytes.subarray(at, at + 32);
+        const digest = bytes.slice(at, at + 32);
         at += 32;
         const slotAt = f64();
         const where = slotAt >= 0 ? { at: slotAt } : { path: field()! };
