@@ -16,13 +16,24 @@
  * The tests check these against the NAR writer for every corpus item.
  */
 import type { BlobService } from "../../castore/blob/service.js";
-import { utf8 } from "../../castore/bytes.js";
 import type { CallOptions } from "../../castore/call-options.js";
 import { type B3Digest, digestKey, formatB3 } from "../../castore/digest.js";
 import type { DirectoryService } from "../../castore/directory/service.js";
 import type { Directory } from "../../castore/directory.js";
 import type { FileNode, Node } from "../../castore/node.js";
 import { IntegrityError } from "../../errors.js";
+import {
+  NAR_CLOSE,
+  NAR_DIRECTORY,
+  NAR_ENTRY,
+  NAR_EXECUTABLE,
+  NAR_MAGIC,
+  NAR_NODE,
+  NAR_REGULAR,
+  NAR_SYMLINK,
+  narString,
+  narU64,
+} from "../../store/nar/tokens.js";
 
 /** `n` rounded up to a multiple of 8. */
 export function padded(n: number): number {
@@ -44,37 +55,18 @@ const DIRECTORY_HEAD_SIZE = 56;
 const ENTRY_HEAD_FIXED = 64;
 const CLOSE_SIZE = 16;
 
-/** Encodes NAR strings (length, bytes, padding) back to back. */
-function tokens(...parts: (string | Uint8Array)[]): Uint8Array {
-  const bytes = parts.map((p) => (typeof p === "string" ? utf8(p) : p));
-  const out = new Uint8Array(bytes.reduce((n, b) => n + strSize(b.length), 0));
-  const view = new DataView(out.buffer);
-  let pos = 0;
-  for (const b of bytes) {
-    view.setUint32(pos, b.length, true);
-    out.set(b, pos + 8);
-    pos += strSize(b.length);
-  }
-  return out;
-}
-
-function u64(n: number): Uint8Array {
-  const out = new Uint8Array(8);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, n >>> 0, true);
-  view.setUint32(4, Math.floor(n / 0x100000000), true);
-  return out;
-}
-
 // The NAR tokens, encoded once (also used by nar-render.ts).
-export const MAGIC = tokens("nix-archive-1");
-export const REGULAR_HEAD = tokens("(", "type", "regular", "contents");
-export const EXECUTABLE_HEAD = tokens("(", "type", "regular", "executable", "", "contents");
-export const SYMLINK_HEAD = tokens("(", "type", "symlink", "target");
-export const DIRECTORY_HEAD = tokens("(", "type", "directory");
-export const ENTRY_HEAD = tokens("entry", "(", "name");
-export const NODE = tokens("node");
-export const CLOSE = tokens(")");
+export {
+  NAR_CLOSE as CLOSE,
+  NAR_DIRECTORY as DIRECTORY_HEAD,
+  NAR_ENTRY as ENTRY_HEAD,
+  NAR_EXECUTABLE as EXECUTABLE_HEAD,
+  NAR_MAGIC as MAGIC,
+  NAR_NODE as NODE,
+  NAR_REGULAR as REGULAR_HEAD,
+  NAR_SYMLINK as SYMLINK_HEAD,
+} from "../../store/nar/tokens.js";
+
 const ZEROS = new Uint8Array(8);
 
 /**
@@ -243,7 +235,7 @@ class RangeWalker {
   }
 
   *archive(root: Node): Generator<Uint8Array | ContentPiece> {
-    yield* this.#bytes(MAGIC);
+    yield* this.#bytes(NAR_MAGIC);
     yield* this.#node(root);
   }
 
@@ -269,8 +261,8 @@ class RangeWalker {
     if (this.#skip(this.#geometry.nodeSize(node))) return;
     switch (node.type) {
       case "file": {
-        yield* this.#bytes(node.executable ? EXECUTABLE_HEAD : REGULAR_HEAD);
-        yield* this.#bytes(u64(node.size));
+        yield* this.#bytes(node.executable ? NAR_EXECUTABLE : NAR_REGULAR);
+        yield* this.#bytes(narU64(node.size));
         const from = this.#pos;
         const to = from + node.size;
         this.#pos = to;
@@ -279,25 +271,25 @@ class RangeWalker {
           yield { node, offset, length: Math.min(this.#end, to) - from - offset };
         }
         yield* this.#bytes(ZEROS.subarray(0, padded(node.size) - node.size));
-        yield* this.#bytes(CLOSE);
+        yield* this.#bytes(NAR_CLOSE);
         return;
       }
       case "symlink":
-        yield* this.#bytes(SYMLINK_HEAD);
-        yield* this.#bytes(tokens(node.target));
-        yield* this.#bytes(CLOSE);
+        yield* this.#bytes(NAR_SYMLINK);
+        yield* this.#bytes(narString(node.target));
+        yield* this.#bytes(NAR_CLOSE);
         return;
       case "directory":
-        yield* this.#bytes(DIRECTORY_HEAD);
+        yield* this.#bytes(NAR_DIRECTORY);
         for (const { name, node: child } of this.#geometry.directory(node.digest).entries) {
           if (this.#skip(this.#geometry.entrySize(name, child))) continue;
-          yield* this.#bytes(ENTRY_HEAD);
-          yield* this.#bytes(tokens(name));
-          yield* this.#bytes(NODE);
+          yield* this.#bytes(NAR_ENTRY);
+          yield* this.#bytes(narString(name));
+          yield* this.#bytes(NAR_NODE);
           yield* this.#node(child);
-          yield* this.#bytes(CLOSE);
+          yield* this.#bytes(NAR_CLOSE);
         }
-        yield* this.#bytes(CLOSE);
+        yield* this.#bytes(NAR_CLOSE);
         return;
     }
   }

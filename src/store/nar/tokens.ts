@@ -11,6 +11,15 @@ export function narString(s: Uint8Array): Uint8Array {
   return out;
 }
 
+/** A little-endian u64 (values up to 2^53). */
+export function narU64(n: number): Uint8Array {
+  const out = new Uint8Array(8);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, n >>> 0, true);
+  view.setUint32(4, Math.floor(n / 2 ** 32), true);
+  return out;
+}
+
 function tokens(...parts: string[]): Uint8Array {
   const encoded = parts.map((p) => narString(utf8(p)));
   const out = new Uint8Array(encoded.reduce((n, e) => n + e.length, 0));
