@@ -21,9 +21,11 @@ import { createServer as createHttp1Server, type Server as Http1Server } from "n
 import {
   createServer as createHttp2Server,
   type Http2Server,
-  type Http2ServerRequest,
-  type Http2ServerResponse,
+  Http2ServerRequest,
+  Http2ServerResponse,
+  type IncomingHttpHeaders,
   type ServerHttp2Session,
+  type ServerHttp2Stream,
 } from "node:http2";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
@@ -44,7 +46,7 @@ import {
   storeServices,
 } from "../../proto/packages.js";
 import { NarCalculator } from "../../store/nar/calculate.js";
-import { type FastRoute, fastRoute, handleFast } from "./fast-path.js";
+import { FastHandler, type FastRoute, fastRoute } from "./fast-path.js";
 import {
   blobHandlers,
   directoryHandlers,
@@ -171,22 +173,53 @@ export class GrpcServer {
       shutdownSignal: this.#shutdown.signal,
       interceptors: [this.#errorInterceptor()],
     });
-    const fastEnv = {
+    const fast = new FastHandler({
       blobs: this.#stores.blobs,
       shutdownSignal: this.#shutdown.signal,
       maxTimeoutMs: this.#maxTimeoutMs,
       toConnectError: (err: unknown) => toConnectError(err),
-      onError: (err: ConnectError, req: Http2ServerRequest, cause: unknown) =>
-        this.#report(err, req.url, req.headers.traceparent, cause),
-    };
-    this.#h2 = createHttp2Server(
-      { settings: H2_SETTINGS, maxSessionMemory: 64 },
-      (req: Http2ServerRequest, res: Http2ServerResponse) => {
-        this.#track(res);
+      onError: (err: ConnectError, path: string, headers: IncomingHttpHeaders, cause: unknown) =>
+        this.#report(err, path, headers.traceparent, cause),
+      onClose: () => this.#callEnded(),
+    });
+    // Streams rather than the compatibility API's request/response pairs:
+    // plain-gRPC calls of the store services take the fast path on the bare
+    // stream (those objects cost more than a small call itself); the rest
+    // gets the pair, built as Node's own `request` event would, for connect.
+    this.#h2 = createHttp2Server({ settings: H2_SETTINGS, maxSessionMemory: 64 });
+    this.#h2.on(
+      "stream",
+      (
+        stream: ServerHttp2Stream,
+        headers: IncomingHttpHeaders,
+        _flags: number,
+        rawHeaders: string[],
+      ) => {
+        this.#inFlight++;
+        const route = fastRoute(fastRoutes, headers);
+        if (route !== undefined) {
+          fast.handle(route, stream, headers);
+          return;
+        }
+        const req = new Http2ServerRequest(stream, headers, {}, rawHeaders);
+        const res = new Http2ServerResponse(stream);
+        res.once("close", () => this.#callEnded());
         this.#endWithResponse(req, res);
-        const route = fastRoute(fastRoutes, req);
-        if (route !== undefined) handleFast(route, req, res, fastEnv);
-        else connectHandler(req, res);
+        // As Node's compatibility layer answers CONNECT and expectations.
+        if (headers[":method"] === "CONNECT") {
+          res.statusCode = 405;
+          res.end();
+          return;
+        }
+        if (headers.expect !== undefined) {
+          if (headers.expect !== "100-continue") {
+            res.statusCode = 417;
+            res.end();
+            return;
+          }
+          res.writeContinue();
+        }
+        connectHandler(req, res);
       },
     );
     this.#h2.on("session", (session: ServerHttp2Session) => {
@@ -208,10 +241,12 @@ export class GrpcServer {
   /** Counts a call until its response closed (for the graceful shutdown). */
   #track(res: { once(event: "close", f: () => void): unknown }): void {
     this.#inFlight++;
-    res.once("close", () => {
-      this.#inFlight--;
-      if (this.#inFlight === 0) this.#idle?.();
-    });
+    res.once("close", () => this.#callEnded());
+  }
+
+  #callEnded(): void {
+    this.#inFlight--;
+    if (this.#inFlight === 0) this.#idle?.();
   }
 
   /**
