@@ -84,16 +84,25 @@ function rejectUnknown(msg: { $unknown?: unknown[] | undefined }, what: string):
   }
 }
 
-/** Wraps a lower-level InvalidInputError with the field it came from. */
-function inField<T>(what: string, f: () => T): T {
+/**
+ * A lower-level InvalidInputError with the field it came from prefixed;
+ * anything else unchanged. Callers build `what` only when something failed
+ * (labels cost more than the checks on every decode).
+ */
+function inField(what: string, err: unknown): unknown {
+  return err instanceof InvalidInputError
+    ? new InvalidInputError(`${what}: ${err.message}`, { cause: err.cause })
+    : err;
+}
+
+function parseNodeName(name: Uint8Array): StorePath {
+  let text: string;
   try {
-    return f();
-  } catch (err) {
-    if (err instanceof InvalidInputError) {
-      throw new InvalidInputError(`${what}: ${err.message}`, { cause: err.cause });
-    }
-    throw err;
+    text = fromUtf8(name);
+  } catch {
+    throw new InvalidInputError("is not UTF-8");
   }
+  return StorePath.parseBasename(text);
 }
 
 /** Converts and validates a decoded protobuf PathInfo. */
@@ -101,15 +110,12 @@ export function pathInfoFromProto(msg: PathInfoPb): PathInfo {
   rejectUnknown(msg, "path info");
   if (msg.node === undefined) throw new InvalidInputError("path info: node is missing");
   const { name, node } = entryFromProto(msg.node, "path info: node");
-  const storePath = inField(`path info: node name ${showName(name)}`, () => {
-    let text: string;
-    try {
-      text = fromUtf8(name);
-    } catch {
-      throw new InvalidInputError("is not UTF-8");
-    }
-    return StorePath.parseBasename(text);
-  });
+  let storePath: StorePath;
+  try {
+    storePath = parseNodeName(name);
+  } catch (err) {
+    throw inField(`path info: node name ${showName(name)}`, err);
+  }
 
   const narinfo = msg.narinfo;
   if (narinfo === undefined) throw new InvalidInputError("path info: narinfo is missing");
@@ -141,9 +147,12 @@ export function pathInfoFromProto(msg: PathInfoPb): PathInfo {
       );
     }
     const refName = narinfo.referenceNames[i]!;
-    const ref = inField(`path info: narinfo.reference_names[${i}]`, () =>
-      StorePath.parseBasename(refName),
-    );
+    let ref: StorePath;
+    try {
+      ref = StorePath.parseBasename(refName);
+    } catch (err) {
+      throw inField(`path info: narinfo.reference_names[${i}]`, err);
+    }
     if (!bytesEqual(ref.digest, digest)) {
       throw new InvalidInputError(
         `path info: narinfo.reference_names[${i}] (${refName}) does not match the digest in references[${i}]`,
@@ -153,18 +162,21 @@ export function pathInfoFromProto(msg: PathInfoPb): PathInfo {
   });
 
   const signatures = narinfo.signatures.map((s, i): Signature => {
-    rejectUnknown(s, `path info: narinfo.signatures[${i}]`);
-    return validateSignature({ name: s.name, data: s.data }, `path info: narinfo.signatures[${i}]`);
+    const what = `path info: narinfo.signatures[${i}]`;
+    rejectUnknown(s, what);
+    return validateSignature({ name: s.name, data: s.data }, what);
   });
 
   let deriver: StorePath | undefined;
   if (narinfo.deriver !== undefined) {
     const d = narinfo.deriver;
     rejectUnknown(d, "path info: narinfo.deriver");
-    deriver = inField("path info: narinfo.deriver", () => {
+    try {
       if (d.name === "") throw new InvalidInputError("name is empty");
-      return StorePath.fromParts(d.digest, `${d.name}${DRV_SUFFIX}`);
-    });
+      deriver = StorePath.fromParts(d.digest, `${d.name}${DRV_SUFFIX}`);
+    } catch (err) {
+      throw inField("path info: narinfo.deriver", err);
+    }
   }
 
   let ca: ContentAddress | undefined;
