@@ -65,6 +65,12 @@ export type FastRoute =
       ) => Promise<MessageInitShape<DescMessage>>;
     }
   | {
+      /** A unary method whose implementation encodes its answer itself. */
+      readonly kind: "unary-encoded";
+      readonly method: DescMethod;
+      readonly impl: (req: MessageShape<DescMessage>, ctx: FastContext) => Promise<Uint8Array>;
+    }
+  | {
       readonly kind: "server-stream";
       readonly method: DescMethod;
       readonly impl: (
@@ -137,14 +143,16 @@ export class FastHandler {
     const call = new FastCall(stream, headers, env, this.#live);
     let run: Promise<void>;
     switch (route.kind) {
+      case "unary":
+      case "unary-encoded":
+        // Ends the call itself: no promise chained per call.
+        void fastUnary(route, call);
+        return;
       case "blob-read":
         run = fastRead(call, env);
         break;
       case "blob-put":
         run = fastPut(call, env);
-        break;
-      case "unary":
-        run = fastUnary(route, call);
         break;
       case "server-stream":
         run = fastServerStream(route, call);
@@ -152,11 +160,7 @@ export class FastHandler {
     }
     run.then(
       () => call.finish(),
-      (err: unknown) => {
-        const status = call.reason ?? env.toConnectError(err);
-        env.onError(status, headers[":path"] ?? "", headers, err);
-        call.finish(status);
-      },
+      (err: unknown) => call.fail(err),
     );
   }
 }
@@ -180,7 +184,10 @@ function decodeRequest(method: DescMethod, payload: Uint8Array): MessageShape<De
 }
 
 function encodeResponse(method: DescMethod, init: MessageInitShape<DescMessage>): Uint8Array {
-  const bytes = toBinary(method.output, create(method.output, init));
+  return envelopeResponse(toBinary(method.output, create(method.output, init)));
+}
+
+function envelopeResponse(bytes: Uint8Array): Uint8Array {
   if (bytes.length > MAX_MESSAGE_BYTES) {
     throw new ConnectError(
       `response message of ${bytes.length} bytes is larger than the limit of ${MAX_MESSAGE_BYTES} bytes`,
@@ -190,15 +197,25 @@ function encodeResponse(method: DescMethod, init: MessageInitShape<DescMessage>)
   return envelope(bytes);
 }
 
+/** A unary call from request to status; never rejects. */
 async function fastUnary(
-  route: Extract<FastRoute, { kind: "unary" }>,
+  route: Extract<FastRoute, { kind: "unary" | "unary-encoded" }>,
   call: FastCall,
 ): Promise<void> {
-  const input = decodeRequest(route.method, await call.readMessage());
-  const out = encodeResponse(route.method, await route.impl(input, call));
-  call.check();
-  // Sent with the end of the response (finish), in one write.
-  call.last = out;
+  try {
+    const input = decodeRequest(route.method, await call.readMessage());
+    const out =
+      route.kind === "unary"
+        ? encodeResponse(route.method, await route.impl(input, call))
+        : envelopeResponse(await route.impl(input, call));
+    call.check();
+    // Sent with the end of the response (finish), in one write.
+    call.last = out;
+  } catch (err) {
+    call.fail(err);
+    return;
+  }
+  call.finish();
 }
 
 async function fastServerStream(
@@ -233,6 +250,8 @@ function ignore(): void {}
  */
 class FastCall implements FastContext {
   readonly stream: ServerHttp2Stream;
+  readonly #headers: IncomingHttpHeaders;
+  readonly #env: FastEnv;
   #controller: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** The response was ended (or the stream is gone): a close is no cancellation. */
@@ -251,9 +270,12 @@ class FastCall implements FastContext {
     live: Set<FastCall>,
   ) {
     this.stream = stream;
+    this.#headers = headers;
+    this.#env = env;
     live.add(this);
     stream.on("error", ignore);
-    stream.once("close", () => {
+    // `on`, not `once`: the event comes once anyway, and `once` costs a wrapper.
+    stream.on("close", () => {
       live.delete(this);
       if (this.#timer !== undefined) clearTimeout(this.#timer);
       if (!this.#finished)
@@ -372,7 +394,7 @@ class FastCall implements FastContext {
   #respond(): void {
     const stream = this.stream;
     stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
-    stream.once("wantTrailers", () => {
+    stream.on("wantTrailers", () => {
       stream.sendTrailers(this.#trailers ?? OK_TRAILERS);
       this.#discardRequest();
     });
@@ -380,12 +402,28 @@ class FastCall implements FastContext {
 
   #trailers: OutgoingHttpHeaders | undefined;
 
+  /** Ends the call with the status for `err` (and reports it). */
+  fail(err: unknown): void {
+    const status = this.reason ?? this.#env.toConnectError(err);
+    this.#env.onError(status, this.#headers[":path"] ?? "", this.#headers, err);
+    this.finish(status);
+  }
+
   /**
    * Ends the response with the status in trailers, or as a trailers-only
    * response (gRPC's form for a failure before any message) when nothing
    * was sent yet.
    */
   finish(err?: ConnectError): void {
+    try {
+      this.#finish(err);
+    } catch {
+      // The stream failed under us (the peer went away): nothing to tell.
+      this.stream.destroy();
+    }
+  }
+
+  #finish(err: ConnectError | undefined): void {
     this.#finished = true;
     const stream = this.stream;
     if (stream.destroyed || stream.writableEnded) return;

@@ -46,11 +46,16 @@ import {
   storeServices,
 } from "../../proto/packages.js";
 import { NarCalculator } from "../../store/nar/calculate.js";
-import { FastHandler, type FastRoute, fastRoute } from "./fast-path.js";
+import { encodePathInfo } from "../../store/path-info-proto.js";
+import { type FastContext, FastHandler, type FastRoute, fastRoute } from "./fast-path.js";
 import {
   blobHandlers,
   directoryHandlers,
+  type GetPathInfoRequest,
+  getPathInfo,
+  type PutPathInfoRequest,
   pathInfoHandlers,
+  putPathInfo,
   type ServedStores,
 } from "./handlers.js";
 import { HealthState, healthHandlers } from "./health.js";
@@ -113,7 +118,10 @@ export class GrpcServer {
     const directory = directoryHandlers(this.#stores);
     const pathInfo = pathInfoHandlers(this.#stores, nar);
     const fastRoutes = new Map<string, FastRoute>();
-    type Impl<K extends "unary" | "server-stream"> = Extract<FastRoute, { kind: K }>["impl"];
+    type Impl<K extends "unary" | "unary-encoded" | "server-stream"> = Extract<
+      FastRoute,
+      { kind: K }
+    >["impl"];
     for (const pkg of PROTO_PACKAGES) {
       const s = storeServices(pkg);
       const add = (service: { typeName: string }, method: string, route: FastRoute): void => {
@@ -131,15 +139,22 @@ export class GrpcServer {
         method: s.directory.method.get,
         impl: directory.get as unknown as Impl<"server-stream">,
       });
+      // Path infos are encoded directly (encodePathInfo), not through protobuf-es.
       add(s.pathInfo, "Get", {
-        kind: "unary",
+        kind: "unary-encoded",
         method: s.pathInfo.method.get,
-        impl: pathInfo.get as unknown as Impl<"unary">,
+        impl: (async (req: GetPathInfoRequest, ctx: FastContext) =>
+          encodePathInfo(
+            await getPathInfo(this.#stores.pathInfos, req, ctx.signal),
+          )) as unknown as Impl<"unary-encoded">,
       });
       add(s.pathInfo, "Put", {
-        kind: "unary",
+        kind: "unary-encoded",
         method: s.pathInfo.method.put,
-        impl: pathInfo.put as unknown as Impl<"unary">,
+        impl: (async (req: PutPathInfoRequest, ctx: FastContext) =>
+          encodePathInfo(
+            await putPathInfo(this.#stores.pathInfos, req, ctx.signal),
+          )) as unknown as Impl<"unary-encoded">,
       });
       add(s.pathInfo, "CalculateNAR", {
         kind: "unary",
