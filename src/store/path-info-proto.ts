@@ -98,13 +98,20 @@ function inField(what: string, err: unknown): unknown {
 
 function parseNodeName(name: Uint8Array): StorePath {
   let text: string;
-  try {
-    text = fromUtf8(name);
-  } catch {
-    throw new InvalidInputError("is not UTF-8");
+  if (name.every(isAscii)) {
+    // Store path basenames are ASCII: no decoder call for them.
+    text = String.fromCharCode.apply(null, name as unknown as number[]);
+  } else {
+    try {
+      text = fromUtf8(name);
+    } catch {
+      throw new InvalidInputError("is not UTF-8");
+    }
   }
   return StorePath.parseBasename(text);
 }
+
+const isAscii = (b: number): boolean => b < 0x80;
 
 /** Converts and validates a decoded protobuf PathInfo. */
 export function pathInfoFromProto(msg: PathInfoPb): PathInfo {

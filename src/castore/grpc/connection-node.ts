@@ -63,6 +63,7 @@ import {
 import { type ProtoPackage, storeServices } from "../../proto/packages.js";
 import { BlobChunkDecoder, blobChunkPrefix, envelope, MAX_MESSAGE_BYTES } from "./blob-frames.js";
 import { type GrpcConnection, newTraceparent, traceparentInterceptor } from "./connection.js";
+import { encodeFlatEnveloped } from "./flat-message.js";
 import { H2Channel, type LiveSession } from "./h2-channel.js";
 
 /** HTTP/2 flow control and framing for both ends (client and server). */
@@ -295,7 +296,9 @@ class NodeGrpcConnection implements GrpcConnection {
     }
     let body: Uint8Array;
     try {
-      body = envelope(toBinary(method.input, create(method.input, input)));
+      body =
+        encodeFlatEnveloped(method.input, input) ??
+        envelope(toBinary(method.input, create(method.input, input)));
     } catch (err) {
       return Promise.reject(err);
     }

@@ -42,6 +42,7 @@ import {
   envelope,
   MAX_MESSAGE_BYTES,
 } from "../../castore/grpc/blob-frames.js";
+import { encodeFlatEnveloped } from "../../castore/grpc/flat-message.js";
 import {
   PutBlobResponseSchema,
   ReadBlobRequestSchema,
@@ -184,7 +185,19 @@ function decodeRequest(method: DescMethod, payload: Uint8Array): MessageShape<De
 }
 
 function encodeResponse(method: DescMethod, init: MessageInitShape<DescMessage>): Uint8Array {
+  // `{}` (Stat's answer): every field at its default, nothing to encode.
+  if (isEmptyInit(init)) return EMPTY_MESSAGE;
+  const flat = encodeFlatEnveloped(method.output, init);
+  if (flat !== undefined && flat.length <= MAX_MESSAGE_BYTES + 5) return flat;
   return envelopeResponse(toBinary(method.output, create(method.output, init)));
+}
+
+/** An empty message, enveloped (shared: written out, never modified). */
+const EMPTY_MESSAGE = new Uint8Array(5);
+
+function isEmptyInit(init: object): boolean {
+  for (const key in init) if (key !== "$typeName") return false;
+  return true;
 }
 
 function envelopeResponse(bytes: Uint8Array): Uint8Array {
