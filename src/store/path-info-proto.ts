@@ -218,6 +218,19 @@ export function pathInfoFromProto(msg: PathInfoPb): PathInfo {
  * costs several times this.
  */
 export function encodePathInfo(info: PathInfo): Uint8Array {
+  return encodePathInfoWith(info, 0, (n) => new Uint8Array(n));
+}
+
+/**
+ * `encodePathInfo` into a buffer from `alloc` (every byte of it is
+ * written but the first `reserve`, left for the caller: a gRPC server puts
+ * the message's envelope there and writes the buffer out as it is).
+ */
+export function encodePathInfoWith(
+  info: PathInfo,
+  reserve: number,
+  alloc: (length: number) => Uint8Array,
+): Uint8Array {
   validatePathInfo(info);
   // Lengths first (every nested message is length-prefixed), then one buffer.
   const name = text(info.storePath.basename);
@@ -253,7 +266,7 @@ export function encodePathInfo(info: PathInfo): Uint8Array {
   let total = messageField(nodeLen) + messageField(narLen);
   for (const r of info.references) total += 1 + varintLength(r.digest.length) + r.digest.length;
 
-  const w = new Writer(total);
+  const w = new Writer(alloc(reserve + total), reserve);
   // 1: node
   w.header(0x0a, nodeLen);
   writeNode(w, info.node, name);
@@ -352,10 +365,11 @@ function writeNode(w: Writer, node: Node, name: string | Uint8Array): void {
 /** Writes protobuf into a buffer of the exact size computed beforehand. */
 class Writer {
   readonly #buf: Uint8Array;
-  #pos = 0;
+  #pos: number;
 
-  constructor(length: number) {
-    this.#buf = new Uint8Array(length);
+  constructor(buf: Uint8Array, start: number) {
+    this.#buf = buf;
+    this.#pos = start;
   }
 
   /** A one-byte tag (field numbers below 16). */

@@ -126,6 +126,8 @@ function fieldValue(
 export function encodeFlatEnveloped<D extends DescMessage>(
   schema: D,
   init: MessageInitShape<D>,
+  /** Where the bytes go (e.g. Node's pooled `Buffer.allocUnsafe`); every byte is written. */
+  alloc: (length: number) => Uint8Array = (n) => new Uint8Array(n),
 ): Uint8Array | undefined {
   const fields = plan(schema);
   if (fields === null) return undefined;
@@ -145,7 +147,8 @@ export function encodeFlatEnveloped<D extends DescMessage>(
     else if (typeof v === "number") length += varintLength(v);
     else length += varintLength(v.length) + v.length;
   }
-  const out = new Uint8Array(5 + length);
+  const out = alloc(5 + length);
+  out[0] = 0;
   out[1] = length >>> 24;
   out[2] = (length >>> 16) & 0xff;
   out[3] = (length >>> 8) & 0xff;

@@ -66,7 +66,10 @@ export type FastRoute =
       ) => Promise<MessageInitShape<DescMessage>>;
     }
   | {
-      /** A unary method whose implementation encodes its answer itself. */
+      /**
+       * A unary method whose implementation encodes its answer itself, as a
+       * whole enveloped message (see `allocMessage`).
+       */
       readonly kind: "unary-encoded";
       readonly method: DescMethod;
       readonly impl: (req: MessageShape<DescMessage>, ctx: FastContext) => Promise<Uint8Array>;
@@ -184,16 +187,37 @@ function decodeRequest(method: DescMethod, payload: Uint8Array): MessageShape<De
   }
 }
 
+/**
+ * A buffer for an outgoing message: from Node's pool (allocating a typed
+ * array of more than 64 bytes costs several times as much, and a plain
+ * Uint8Array would be converted to a Buffer when written).
+ */
+export const allocMessage = (length: number): Uint8Array => Buffer.allocUnsafe(length);
+
+/**
+ * `body` (from allocMessage, its first 5 bytes left free) made a whole
+ * enveloped message: an uncompressed message of the remaining bytes.
+ */
+export function fillEnvelope(body: Uint8Array): Uint8Array {
+  const length = body.length - 5;
+  body[0] = 0;
+  body[1] = length >>> 24;
+  body[2] = (length >>> 16) & 0xff;
+  body[3] = (length >>> 8) & 0xff;
+  body[4] = length & 0xff;
+  return body;
+}
+
 function encodeResponse(method: DescMethod, init: MessageInitShape<DescMessage>): Uint8Array {
   // `{}` (Stat's answer): every field at its default, nothing to encode.
   if (isEmptyInit(init)) return EMPTY_MESSAGE;
-  const flat = encodeFlatEnveloped(method.output, init);
+  const flat = encodeFlatEnveloped(method.output, init, allocMessage);
   if (flat !== undefined && flat.length <= MAX_MESSAGE_BYTES + 5) return flat;
   return envelopeResponse(toBinary(method.output, create(method.output, init)));
 }
 
 /** An empty message, enveloped (shared: written out, never modified). */
-const EMPTY_MESSAGE = new Uint8Array(5);
+const EMPTY_MESSAGE = Buffer.alloc(5);
 
 function isEmptyInit(init: object): boolean {
   for (const key in init) if (key !== "$typeName") return false;
@@ -201,13 +225,18 @@ function isEmptyInit(init: object): boolean {
 }
 
 function envelopeResponse(bytes: Uint8Array): Uint8Array {
-  if (bytes.length > MAX_MESSAGE_BYTES) {
+  checkSize(bytes.length);
+  return envelope(bytes);
+}
+
+/** Refuses a response message over the size limit. */
+function checkSize(messageBytes: number): void {
+  if (messageBytes > MAX_MESSAGE_BYTES) {
     throw new ConnectError(
-      `response message of ${bytes.length} bytes is larger than the limit of ${MAX_MESSAGE_BYTES} bytes`,
+      `response message of ${messageBytes} bytes is larger than the limit of ${MAX_MESSAGE_BYTES} bytes`,
       Code.ResourceExhausted,
     );
   }
-  return envelope(bytes);
 }
 
 /** A unary call from request to status; never rejects. */
@@ -220,7 +249,8 @@ async function fastUnary(
     const out =
       route.kind === "unary"
         ? encodeResponse(route.method, await route.impl(input, call))
-        : envelopeResponse(await route.impl(input, call));
+        : await route.impl(input, call);
+    if (route.kind === "unary-encoded") checkSize(out.length - 5);
     call.check();
     // Sent with the end of the response (finish), in one write.
     call.last = out;

@@ -46,8 +46,16 @@ import {
   storeServices,
 } from "../../proto/packages.js";
 import { NarCalculator } from "../../store/nar/calculate.js";
-import { encodePathInfo } from "../../store/path-info-proto.js";
-import { type FastContext, FastHandler, type FastRoute, fastRoute } from "./fast-path.js";
+import type { PathInfo } from "../../store/path-info.js";
+import { encodePathInfoWith } from "../../store/path-info-proto.js";
+import {
+  allocMessage,
+  type FastContext,
+  FastHandler,
+  type FastRoute,
+  fastRoute,
+  fillEnvelope,
+} from "./fast-path.js";
 import {
   blobHandlers,
   directoryHandlers,
@@ -75,6 +83,10 @@ const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 /** Codes that mean the server (or its stores) failed, as opposed to the request. */
 const SERVER_FAULTS = new Set<Code>([Code.Internal, Code.Unknown, Code.DataLoss]);
+
+/** A path info as a whole enveloped answer (fast path). */
+const encodeAnswer = (info: PathInfo): Uint8Array =>
+  fillEnvelope(encodePathInfoWith(info, 5, allocMessage));
 
 export class GrpcServer {
   readonly #stores: ServedStores;
@@ -144,7 +156,7 @@ export class GrpcServer {
         kind: "unary-encoded",
         method: s.pathInfo.method.get,
         impl: (async (req: GetPathInfoRequest, ctx: FastContext) =>
-          encodePathInfo(
+          encodeAnswer(
             await getPathInfo(this.#stores.pathInfos, req, ctx.signal),
           )) as unknown as Impl<"unary-encoded">,
       });
@@ -152,7 +164,7 @@ export class GrpcServer {
         kind: "unary-encoded",
         method: s.pathInfo.method.put,
         impl: (async (req: PutPathInfoRequest, ctx: FastContext) =>
-          encodePathInfo(
+          encodeAnswer(
             await putPathInfo(this.#stores.pathInfos, req, ctx.signal),
           )) as unknown as Impl<"unary-encoded">,
       });
