@@ -22,6 +22,7 @@
  * digest; a message over 4 MiB is refused from its 5-byte header, before
  * any of it is buffered.
  */
+import { getEventListeners } from "node:events";
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import {
   create,
@@ -130,6 +131,7 @@ export class FastHandler {
   readonly #env: FastEnv;
   /** Calls running, stopped when the server shuts down. */
   readonly #live = new Set<FastCall>();
+  readonly #controllers = new ControllerPool();
 
   constructor(env: FastEnv) {
     this.#env = env;
@@ -144,7 +146,7 @@ export class FastHandler {
 
   handle(route: FastRoute, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     const env = this.#env;
-    const call = new FastCall(stream, headers, env, this.#live);
+    const call = new FastCall(stream, headers, env, this.#live, this.#controllers);
     let run: Promise<void>;
     switch (route.kind) {
       case "unary":
@@ -246,15 +248,23 @@ async function fastUnary(
 ): Promise<void> {
   try {
     const input = decodeRequest(route.method, await call.readMessage());
-    const out =
-      route.kind === "unary"
-        ? encodeResponse(route.method, await route.impl(input, call))
-        : await route.impl(input, call);
-    if (route.kind === "unary-encoded") checkSize(out.length - 5);
+    let out: Uint8Array;
+    if (route.kind === "unary") {
+      const answer = await route.impl(input, call);
+      call.settled = true;
+      out = encodeResponse(route.method, answer);
+    } else {
+      out = await route.impl(input, call);
+      call.settled = true;
+      checkSize(out.length - 5);
+    }
     call.check();
     // Sent with the end of the response (finish), in one write.
     call.last = out;
   } catch (err) {
+    // A status the handler chose (NOT_FOUND after a store said "absent",
+    // INVALID_ARGUMENT, ...) comes after its store calls settled.
+    if (err instanceof ConnectError) call.settled = true;
     call.fail(err);
     return;
   }
@@ -285,6 +295,49 @@ const EMPTY = Buffer.alloc(0);
 /** Stream errors (a reset by the client) surface as the call's close; nothing to do here. */
 function ignore(): void {}
 
+/** How many calls one pooled AbortController serves before it is dropped. */
+const CONTROLLER_USES = 64;
+/** How many idle controllers the pool keeps. */
+const POOL_SIZE = 256;
+
+/** An AbortController and the calls it served. */
+interface PooledController {
+  readonly controller: AbortController;
+  uses: number;
+}
+
+/**
+ * AbortControllers of unary calls that ended normally, for the next calls.
+ * Every call needs a signal for its store calls, and Node 20 takes ~2 us to
+ * make one (`createAbortSignal`), heavy for the GC too: as much as the rest
+ * of a small call's own work. A controller comes back only when its signal
+ * never fired, the call's store calls all settled, and nobody listens to
+ * the signal any more; and it serves at most CONTROLLER_USES calls (Node 20
+ * keeps a weak reference for every `AbortSignal.any()` made from a signal
+ * as long as the signal lives). For a store, a pooled signal behaves as a
+ * fresh one: it fires exactly when the call it was handed for is stopped.
+ */
+class ControllerPool {
+  readonly #free: PooledController[] = [];
+
+  take(): PooledController {
+    return this.#free.pop() ?? { controller: new AbortController(), uses: 0 };
+  }
+
+  give(entry: PooledController): void {
+    const signal = entry.controller.signal;
+    if (
+      ++entry.uses >= CONTROLLER_USES ||
+      signal.aborted ||
+      this.#free.length >= POOL_SIZE ||
+      getEventListeners(signal, "abort").length > 0
+    ) {
+      return;
+    }
+    this.#free.push(entry);
+  }
+}
+
 /**
  * One call: its stream, its signal (client reset, deadline, server
  * shutdown) and the response's end. Stopping it settles what it waits for
@@ -295,7 +348,10 @@ class FastCall implements FastContext {
   readonly stream: ServerHttp2Stream;
   readonly #headers: IncomingHttpHeaders;
   readonly #env: FastEnv;
-  #controller: AbortController | undefined;
+  #controller: PooledController | undefined;
+  readonly #pool: ControllerPool;
+  /** The handler settled: no store call of this call is running any more. */
+  settled = false;
   #timer: NodeJS.Timeout | undefined;
   /** The response was ended (or the stream is gone): a close is no cancellation. */
   #finished = false;
@@ -311,10 +367,12 @@ class FastCall implements FastContext {
     headers: IncomingHttpHeaders,
     env: FastEnv,
     live: Set<FastCall>,
+    pool: ControllerPool,
   ) {
     this.stream = stream;
     this.#headers = headers;
     this.#env = env;
+    this.#pool = pool;
     live.add(this);
     stream.on("error", ignore);
     // `on`, not `once`: the event comes once anyway, and `once` costs a wrapper.
@@ -323,6 +381,12 @@ class FastCall implements FastContext {
       if (this.#timer !== undefined) clearTimeout(this.#timer);
       if (!this.#finished)
         this.stop(new ConnectError("the client cancelled the call", Code.Canceled));
+      const pooled = this.#controller;
+      if (pooled !== undefined && this.settled && this.reason === undefined) {
+        // Nothing can stop this call any more (it left `live`, its timer is cleared).
+        this.#controller = undefined;
+        pool.give(pooled);
+      }
       env.onClose();
     });
     if (env.shutdownSignal.aborted) this.stop(shutdownError());
@@ -339,19 +403,19 @@ class FastCall implements FastContext {
     }
   }
 
-  /** The store calls' signal (made on first use). */
+  /** The store calls' signal (taken on first use). */
   get signal(): AbortSignal {
     if (this.#controller === undefined) {
-      this.#controller = new AbortController();
-      if (this.reason !== undefined) this.#controller.abort(this.reason);
+      this.#controller = this.#pool.take();
+      if (this.reason !== undefined) this.#controller.controller.abort(this.reason);
     }
-    return this.#controller.signal;
+    return this.#controller.controller.signal;
   }
 
   stop(reason: ConnectError): void {
     if (this.reason !== undefined) return;
     this.reason = reason;
-    this.#controller?.abort(reason);
+    this.#controller?.controller.abort(reason);
     const onStop = this.#onStop;
     this.#onStop = undefined;
     onStop?.(reason);
