@@ -11,7 +11,11 @@
  * - BlobService `Read`/`Put` go through connect's call machinery
  *   (interceptors, cancellation, status handling) but frame the bytes with
  *   blob-frames.ts instead of protobuf-es.
- * - Every call carries a W3C `traceparent` (traceparentInterceptor).
+ * - Unary calls (the clients' small requests) run straight on an HTTP/2
+ *   stream (`unary`): same protocol, status handling and cancellation, a
+ *   fraction of connect's cost per call.
+ * - Every call carries a W3C `traceparent` (traceparentInterceptor, or
+ *   `unary` itself).
  * - Messages are limited to 4 MiB in both directions, as in Snix.
  */
 import { randomFillSync } from "node:crypto";

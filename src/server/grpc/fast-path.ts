@@ -7,8 +7,13 @@
  * (server.ts); the methods here run the same handler functions
  * (handlers.ts) with the same error mapping.
  *
+ * - Calls run on the bare HTTP/2 stream (the server's `stream` event), not
+ *   on the compatibility layer's request/response pair: for a small call
+ *   those objects and their listeners cost more than the call's own work.
  * - Unary and server-streaming methods: one request message in (at most
- *   4 MiB), messages out, each encoded with protobuf-es.
+ *   4 MiB), messages out, encoded by protobuf-es, or for small flat
+ *   messages (flat-message.ts) and path infos (`encodePathInfoWith`)
+ *   straight into a pooled buffer with the envelope in front.
  * - BlobService `Read` and `Put`: the bytes are framed with blob-frames.ts,
  *   so a `Read` writes each chunk the BlobReader yields (at most 1 MiB,
  *   reused buffers) behind a 6..10-byte prefix without copying it, and a
