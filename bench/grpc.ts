@@ -17,8 +17,10 @@
  * Targets: Read >= 0.5 x raw, Put >= 0.4 x raw, >= 10,000 small requests/s,
  * RSS flat while streaming.
  *
- * Env: STRATA_BENCH_GRPC_MIB (blob size, default 1024), STRATA_BENCH_RUNS
- * (default 3 here; the median is reported).
+ * Env: STRATA_BENCH_GRPC_MIB (blob size, default 1024; 0 skips the
+ * streaming runs), STRATA_BENCH_RUNS (default 3 here; the median is
+ * reported), STRATA_BENCH_GRPC_SECONDS (per small-request measurement,
+ * default 2).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -194,14 +196,38 @@ async function peakRss<T>(
   }
 }
 
-/** Requests per second of `call` with `callers` concurrent loops for `seconds`. */
+/** CPU time (user + system) a process used so far, in microseconds, from /proc. */
+function processCpuUs(pid: number): number {
+  // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticksPerS = 100; // USER_HZ on Linux
+  return ((Number(f[11]) + Number(f[12])) * 1e6) / ticksPerS;
+}
+
+interface RateResult {
+  /** Requests per second (wall clock). */
+  perS: number;
+  /** CPU microseconds per call in this (client) process and in the daemon. */
+  clientUs: number;
+  daemonUs: number;
+}
+
+/**
+ * Requests per second of `call` with `callers` concurrent loops for
+ * `seconds`, and the CPU each side spent per call: on a machine shared with
+ * other jobs, CPU per call is the figure that compares across runs.
+ */
 async function rate(
   callers: number,
   seconds: number,
+  daemonPid: number,
   call: () => Promise<unknown>,
-): Promise<number> {
+): Promise<RateResult> {
   const end = performance.now() + seconds * 1000;
   let n = 0;
+  const cpu0 = process.cpuUsage();
+  const daemon0 = processCpuUs(daemonPid);
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: callers }, async () => {
@@ -211,8 +237,17 @@ async function rate(
       }
     }),
   );
-  return n / ((performance.now() - t0) / 1000);
+  const wall = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    perS: n / wall,
+    clientUs: (cpu.user + cpu.system) / n,
+    daemonUs: (processCpuUs(daemonPid) - daemon0) / n,
+  };
 }
+
+const showRate = (r: RateResult): string =>
+  `${r.perS.toFixed(0)} req/s (CPU/call: client ${r.clientUs.toFixed(1)} us, daemon ${r.daemonUs.toFixed(1)} us)`;
 
 export async function benchGrpc(log: (line: string) => void): Promise<void> {
   const size = Number(process.env.STRATA_BENCH_GRPC_MIB ?? 1024) * MiB;
@@ -222,6 +257,7 @@ export async function benchGrpc(log: (line: string) => void): Promise<void> {
   try {
     const file = join(dir, "blob");
     await generate(file, size);
+    const smallSeconds = Number(process.env.STRATA_BENCH_GRPC_SECONDS ?? 2);
     const daemon = await startChild(
       [
         process.execPath,
@@ -275,7 +311,7 @@ export async function benchGrpc(log: (line: string) => void): Promise<void> {
     log(
       `blob of ${size / MiB} MiB, ${runs} runs (median), daemon: objectstore+file in ${tmpdir()}; daemon RSS idle ${idleRss.toFixed(0)} MiB`,
     );
-    for (const t of transports) {
+    for (const t of size > 0 ? transports : []) {
       const blobs = await defaultRegistry().build("blob", t.url);
       const rows: Record<string, number[]> = { rawPut: [], grpcPut: [], rawRead: [], grpcRead: [] };
       let digest: B3Digest | undefined;
@@ -322,12 +358,13 @@ export async function benchGrpc(log: (line: string) => void): Promise<void> {
       const w = blobs.openWrite();
       await w.write(utf8("small"));
       const small = await w.close();
-      await rate(16, 0.5, () => blobs.has(small)); // warm-up
-      const stat = await rate(16, 2, () => blobs.has(small));
-      const get = await rate(16, 2, () => infos.get(info.storePath.digest));
-      log(
-        `${t.name}: Stat ${stat.toFixed(0)} req/s, PathInfo Get ${get.toFixed(0)} req/s, 16 concurrent callers (target >= 10,000)`,
-      );
+      await rate(16, 0.5, pid, () => blobs.has(small)); // warm-up
+      await rate(16, 0.5, pid, () => infos.get(info.storePath.digest));
+      const stat = await rate(16, smallSeconds, pid, () => blobs.has(small));
+      const get = await rate(16, smallSeconds, pid, () => infos.get(info.storePath.digest));
+      log(`${t.name}, 16 concurrent callers (target >= 10,000 req/s):`);
+      log(`  Stat         ${showRate(stat)}`);
+      log(`  PathInfo Get ${showRate(get)}`);
       await Promise.all([blobs.close(), infos.close()]);
     }
   } finally {

@@ -10,9 +10,10 @@
  * integers, no duplicate references, NAR size > 0). Errors are
  * InvalidInputError naming the field.
  */
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import { bytesEqual, fromUtf8, utf8 } from "../castore/bytes.js";
 import { entryFromProto, entryToProto } from "../castore/directory-proto.js";
+import type { Node } from "../castore/node.js";
 import { showName } from "../castore/path-component.js";
 import { InvalidInputError } from "../errors.js";
 import {
@@ -84,32 +85,45 @@ function rejectUnknown(msg: { $unknown?: unknown[] | undefined }, what: string):
   }
 }
 
-/** Wraps a lower-level InvalidInputError with the field it came from. */
-function inField<T>(what: string, f: () => T): T {
-  try {
-    return f();
-  } catch (err) {
-    if (err instanceof InvalidInputError) {
-      throw new InvalidInputError(`${what}: ${err.message}`, { cause: err.cause });
-    }
-    throw err;
-  }
+/**
+ * A lower-level InvalidInputError with the field it came from prefixed;
+ * anything else unchanged. Callers build `what` only when something failed
+ * (labels cost more than the checks on every decode).
+ */
+function inField(what: string, err: unknown): unknown {
+  return err instanceof InvalidInputError
+    ? new InvalidInputError(`${what}: ${err.message}`, { cause: err.cause })
+    : err;
 }
+
+function parseNodeName(name: Uint8Array): StorePath {
+  let text: string;
+  if (name.every(isAscii)) {
+    // Store path basenames are ASCII: no decoder call for them.
+    text = String.fromCharCode.apply(null, name as unknown as number[]);
+  } else {
+    try {
+      text = fromUtf8(name);
+    } catch {
+      throw new InvalidInputError("is not UTF-8");
+    }
+  }
+  return StorePath.parseBasename(text);
+}
+
+const isAscii = (b: number): boolean => b < 0x80;
 
 /** Converts and validates a decoded protobuf PathInfo. */
 export function pathInfoFromProto(msg: PathInfoPb): PathInfo {
   rejectUnknown(msg, "path info");
   if (msg.node === undefined) throw new InvalidInputError("path info: node is missing");
   const { name, node } = entryFromProto(msg.node, "path info: node");
-  const storePath = inField(`path info: node name ${showName(name)}`, () => {
-    let text: string;
-    try {
-      text = fromUtf8(name);
-    } catch {
-      throw new InvalidInputError("is not UTF-8");
-    }
-    return StorePath.parseBasename(text);
-  });
+  let storePath: StorePath;
+  try {
+    storePath = parseNodeName(name);
+  } catch (err) {
+    throw inField(`path info: node name ${showName(name)}`, err);
+  }
 
   const narinfo = msg.narinfo;
   if (narinfo === undefined) throw new InvalidInputError("path info: narinfo is missing");
@@ -141,9 +155,12 @@ export function pathInfoFromProto(msg: PathInfoPb): PathInfo {
       );
     }
     const refName = narinfo.referenceNames[i]!;
-    const ref = inField(`path info: narinfo.reference_names[${i}]`, () =>
-      StorePath.parseBasename(refName),
-    );
+    let ref: StorePath;
+    try {
+      ref = StorePath.parseBasename(refName);
+    } catch (err) {
+      throw inField(`path info: narinfo.reference_names[${i}]`, err);
+    }
     if (!bytesEqual(ref.digest, digest)) {
       throw new InvalidInputError(
         `path info: narinfo.reference_names[${i}] (${refName}) does not match the digest in references[${i}]`,
@@ -153,18 +170,21 @@ export function pathInfoFromProto(msg: PathInfoPb): PathInfo {
   });
 
   const signatures = narinfo.signatures.map((s, i): Signature => {
-    rejectUnknown(s, `path info: narinfo.signatures[${i}]`);
-    return validateSignature({ name: s.name, data: s.data }, `path info: narinfo.signatures[${i}]`);
+    const what = `path info: narinfo.signatures[${i}]`;
+    rejectUnknown(s, what);
+    return validateSignature({ name: s.name, data: s.data }, what);
   });
 
   let deriver: StorePath | undefined;
   if (narinfo.deriver !== undefined) {
     const d = narinfo.deriver;
     rejectUnknown(d, "path info: narinfo.deriver");
-    deriver = inField("path info: narinfo.deriver", () => {
+    try {
       if (d.name === "") throw new InvalidInputError("name is empty");
-      return StorePath.fromParts(d.digest, `${d.name}${DRV_SUFFIX}`);
-    });
+      deriver = StorePath.fromParts(d.digest, `${d.name}${DRV_SUFFIX}`);
+    } catch (err) {
+      throw inField("path info: narinfo.deriver", err);
+    }
   }
 
   let ca: ContentAddress | undefined;
@@ -190,9 +210,207 @@ export function pathInfoFromProto(msg: PathInfoPb): PathInfo {
   });
 }
 
-/** Canonical protobuf encoding of a PathInfo. */
+/**
+ * Canonical protobuf encoding of a PathInfo (validated first): the bytes
+ * `toBinary(PathInfoSchema, pathInfoToProto(info))` gives, written
+ * directly. Servers and stores encode a path info on every answer and
+ * write; building the protobuf-es message and encoding it reflectively
+ * costs several times this.
+ */
 export function encodePathInfo(info: PathInfo): Uint8Array {
-  return toBinary(PathInfoSchema, pathInfoToProto(info));
+  return encodePathInfoWith(info, 0, (n) => new Uint8Array(n));
+}
+
+/**
+ * `encodePathInfo` into a buffer from `alloc` (every byte of it is
+ * written but the first `reserve`, left for the caller: a gRPC server puts
+ * the message's envelope there and writes the buffer out as it is).
+ */
+export function encodePathInfoWith(
+  info: PathInfo,
+  reserve: number,
+  alloc: (length: number) => Uint8Array,
+): Uint8Array {
+  validatePathInfo(info);
+  // Lengths first (every nested message is length-prefixed), then one buffer.
+  const name = text(info.storePath.basename);
+  const nodeLen = nodeMessageLength(info.node, name);
+  const refNames = info.references.map((r) => text(r.basename));
+  const sigs = info.signatures.map((sig) => {
+    const n = text(sig.name);
+    return { name: n, data: sig.data, length: bytesField(n.length) + bytesField(sig.data.length) };
+  });
+  let deriverName: string | Uint8Array | undefined;
+  let deriverLen = 0;
+  if (info.deriver !== undefined) {
+    // Tvix stores the deriver's name without the `.drv` suffix.
+    deriverName = text(info.deriver.name.slice(0, -DRV_SUFFIX.length));
+    deriverLen = bytesField(deriverName.length) + bytesField(info.deriver.digest.length);
+  }
+  let caType = 0;
+  let caLen = 0;
+  if (info.ca !== undefined) {
+    const ca = info.ca;
+    const row = CA_TYPES.find(([m, a]) => m === ca.method && a === ca.algo);
+    if (row === undefined) {
+      throw new InvalidInputError(`content address ${ca.method}:${ca.algo} has no protobuf form`);
+    }
+    caType = row[2];
+    caLen = (caType === 0 ? 0 : 1 + varintLength(caType)) + bytesField(ca.digest.length);
+  }
+  let narLen = 1 + varintLength(info.narSize) + bytesField(info.narSha256.length);
+  for (const sig of sigs) narLen += messageField(sig.length);
+  for (const n of refNames) narLen += 1 + varintLength(n.length) + n.length;
+  if (deriverName !== undefined) narLen += messageField(deriverLen);
+  if (info.ca !== undefined) narLen += messageField(caLen);
+  let total = messageField(nodeLen) + messageField(narLen);
+  for (const r of info.references) total += 1 + varintLength(r.digest.length) + r.digest.length;
+
+  const w = new Writer(alloc(reserve + total), reserve);
+  // 1: node
+  w.header(0x0a, nodeLen);
+  writeNode(w, info.node, name);
+  // 2: references (repeated: empty ones too)
+  for (const r of info.references) w.lengthDelimited(0x12, r.digest);
+  // 3: narinfo
+  w.header(0x1a, narLen);
+  w.tag(0x08);
+  w.varint(info.narSize);
+  w.bytes(0x12, info.narSha256);
+  for (const sig of sigs) {
+    w.header(0x1a, sig.length);
+    w.bytes(0x0a, sig.name);
+    w.bytes(0x12, sig.data);
+  }
+  for (const n of refNames) w.lengthDelimited(0x22, n);
+  if (info.deriver !== undefined && deriverName !== undefined) {
+    w.header(0x2a, deriverLen);
+    w.bytes(0x0a, deriverName);
+    w.bytes(0x12, info.deriver.digest);
+  }
+  if (info.ca !== undefined) {
+    w.header(0x32, caLen);
+    if (caType !== 0) {
+      w.tag(0x08);
+      w.varint(caType);
+    }
+    w.bytes(0x12, info.ca.digest);
+  }
+  return w.done();
+}
+
+/** A string to encode: itself when ASCII (its length is its UTF-8 length), else its UTF-8 bytes. */
+function text(s: string): string | Uint8Array {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return utf8(s);
+  return s;
+}
+
+function varintLength(v: number): number {
+  let n = 1;
+  for (; v >= 0x80; v = Math.floor(v / 0x80)) n++;
+  return n;
+}
+
+/** A proto3 bytes/string field with implicit presence: absent when empty. */
+const bytesField = (length: number): number =>
+  length === 0 ? 0 : 1 + varintLength(length) + length;
+
+/** A message field that is set (present even when empty). */
+const messageField = (length: number): number => 1 + varintLength(length) + length;
+
+/** castore.v1.Node (oneof directory = 1, file = 2, symlink = 3) around the entry message. */
+function nodeMessageLength(node: Node, name: string | Uint8Array): number {
+  return messageField(entryLength(node, name));
+}
+
+function entryLength(node: Node, name: string | Uint8Array): number {
+  switch (node.type) {
+    case "directory":
+    case "file": {
+      let n = bytesField(name.length) + bytesField(node.digest.length);
+      if (node.size !== 0) n += 1 + varintLength(node.size);
+      if (node.type === "file" && node.executable) n += 2;
+      return n;
+    }
+    case "symlink":
+      return bytesField(name.length) + bytesField(node.target.length);
+  }
+}
+
+function writeNode(w: Writer, node: Node, name: string | Uint8Array): void {
+  const length = entryLength(node, name);
+  switch (node.type) {
+    case "directory":
+    case "file":
+      w.header(node.type === "directory" ? 0x0a : 0x12, length);
+      w.bytes(0x0a, name);
+      w.bytes(0x12, node.digest);
+      if (node.size !== 0) {
+        w.tag(0x18);
+        w.varint(node.size);
+      }
+      if (node.type === "file" && node.executable) {
+        w.tag(0x20);
+        w.tag(1);
+      }
+      return;
+    case "symlink":
+      w.header(0x1a, length);
+      w.bytes(0x0a, name);
+      w.bytes(0x12, node.target);
+      return;
+  }
+}
+
+/** Writes protobuf into a buffer of the exact size computed beforehand. */
+class Writer {
+  readonly #buf: Uint8Array;
+  #pos: number;
+
+  constructor(buf: Uint8Array, start: number) {
+    this.#buf = buf;
+    this.#pos = start;
+  }
+
+  /** A one-byte tag (field numbers below 16). */
+  tag(t: number): void {
+    this.#buf[this.#pos++] = t;
+  }
+
+  /** Unsigned, up to 2^53. */
+  varint(v: number): void {
+    for (; v >= 0x80; v = Math.floor(v / 0x80)) this.#buf[this.#pos++] = (v % 0x80) | 0x80;
+    this.#buf[this.#pos++] = v;
+  }
+
+  /** The tag and length of a nested message. */
+  header(t: number, length: number): void {
+    this.tag(t);
+    this.varint(length);
+  }
+
+  /** A length-delimited field, written even when empty (repeated elements). */
+  lengthDelimited(t: number, data: string | Uint8Array): void {
+    this.header(t, data.length);
+    if (typeof data === "string") {
+      for (let i = 0; i < data.length; i++) this.#buf[this.#pos++] = data.charCodeAt(i);
+    } else {
+      this.#buf.set(data, this.#pos);
+      this.#pos += data.length;
+    }
+  }
+
+  /** A proto3 bytes/string field: nothing when empty. */
+  bytes(t: number, data: string | Uint8Array): void {
+    if (data.length > 0) this.lengthDelimited(t, data);
+  }
+
+  done(): Uint8Array {
+    if (this.#pos !== this.#buf.length) {
+      throw new Error(`PathInfo encoder wrote ${this.#pos} of ${this.#buf.length} bytes`);
+    }
+    return this.#buf;
+  }
 }
 
 /** Decodes and validates protobuf bytes. */

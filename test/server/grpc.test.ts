@@ -136,6 +136,29 @@ class SlowBlobs extends MemoryBlobService {
   }
 }
 
+/** Records the signal of every `has`; may leave a listener on it, or wait until it fires. */
+class SignalRecordingBlobs extends MemoryBlobService {
+  readonly signals: AbortSignal[] = [];
+  aborted = 0;
+  leaveListener = false;
+  block = false;
+  override async has(digest: B3Digest, options?: CallOptions): Promise<boolean> {
+    const signal = options?.signal;
+    assert.ok(signal !== undefined && !signal.aborted, "a live signal for every store call");
+    this.signals.push(signal);
+    if (this.leaveListener) signal.addEventListener("abort", () => {});
+    if (this.block) {
+      try {
+        await sleep(5000, undefined, { signal });
+      } catch {
+        this.aborted++;
+        throw new AbortedError("blocked has aborted");
+      }
+    }
+    return super.has(digest, options);
+  }
+}
+
 describe("BlobChunk framing (blob-frames.ts)", () => {
   test("round trip through arbitrary splits; unknown fields skipped", () => {
     const data = testBytes(3 * MiB + 17, 1);
@@ -348,6 +371,38 @@ describe("connections", () => {
       conn.close();
       for (let i = 0; i < 50 && slow.aborted < 2; i++) await sleep(20);
       assert.equal(slow.aborted, 2, "both store calls saw their signal fire");
+    } finally {
+      await blobs.close();
+      await served.close();
+    }
+  });
+
+  test("store signals of finished calls are reused only unfired and unlistened, and fire for the call they serve", async () => {
+    const store = new SignalRecordingBlobs();
+    const served = await serve(memoryStores({ blobs: store }));
+    const blobs = await defaultRegistry().build("blob", served.url);
+    const x = hashB3(utf8("x"));
+    const calls = async (n: number): Promise<AbortSignal[]> => {
+      for (let i = 0; i < n; i++) await blobs.has(x);
+      return store.signals.slice(-n);
+    };
+    try {
+      const first = await calls(10);
+      assert.ok(new Set(first).size < first.length, "signals of finished calls are reused");
+      store.leaveListener = true;
+      const [listened] = await calls(1);
+      store.leaveListener = false;
+      assert.ok(!(await calls(10)).includes(listened!), "not a signal someone listens to");
+      store.block = true;
+      await assert.rejects(blobs.has(x, { signal: AbortSignal.timeout(100) }), isCode("Aborted"));
+      for (let i = 0; i < 50 && store.aborted < 1; i++) await sleep(20);
+      assert.equal(store.aborted, 1, "the cancelled call's store call saw its signal fire");
+      const fired = store.signals.at(-1)!;
+      assert.ok(fired.aborted);
+      store.block = false;
+      const after = await calls(10);
+      assert.ok(!after.includes(fired), "not a signal that fired");
+      assert.ok(after.every((s) => !s.aborted));
     } finally {
       await blobs.close();
       await served.close();

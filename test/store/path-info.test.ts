@@ -43,6 +43,7 @@ import {
   parsePublicKey,
   parseSecretKey,
   publicKeyOf,
+  type Signature,
   secretKeyFromSeed,
 } from "../../src/store/signature.js";
 import { StorePath } from "../../src/store/store-path.js";
@@ -240,6 +241,52 @@ describe("PathInfo protobuf", () => {
       assert.deepEqual(back, info);
     });
   }
+
+  test("the direct encoder writes exactly what protobuf-es writes for the message", () => {
+    const nodeCases: Node[] = [
+      SOME_DIR,
+      directoryNode(b3Digest(filled(32, 0xd2)), 0),
+      fileNode(b3Digest(filled(32, 0x22)), 5),
+      fileNode(b3Digest(filled(32, 0x23)), 0, true),
+      fileNode(b3Digest(filled(32, 0x24)), 2 ** 53 - 1, true),
+      symlinkNode(utf8("/nix/store/x")),
+      symlinkNode(utf8("ü/".repeat(100))),
+    ];
+    const base = example(HASH_PARTS.top);
+    const dep = StorePath.parseBasename(`${HASH_PARTS.dep}-harness-dep`);
+    const many = Array.from({ length: 40 }, (_, i) =>
+      StorePath.fromParts(filled(20, i), `ref-${i}`.padEnd(150, "x")),
+    );
+    const variants: PathInfo[] = [];
+    for (const node of nodeCases) {
+      const lists: [StorePath[], Signature[]][] = [
+        [[], []],
+        [[dep], [{ name: "k", data: filled(64, 0x22) }]],
+        [
+          many,
+          [
+            { name: "schlüssel-1", data: filled(64, 1) },
+            { name: "x".repeat(200), data: filled(64, 2) },
+          ],
+        ],
+      ];
+      for (const [references, signatures] of lists) {
+        for (const narSize of [1, 127, 128, 2 ** 31, 2 ** 53 - 1]) {
+          variants.push({ ...base, node, references, signatures, narSize });
+        }
+      }
+    }
+    for (const [method, algo] of caKinds) {
+      variants.push({ ...base, ca: { method, algo, digest: filled(HASH_LENGTHS[algo], 9) } });
+    }
+    const { deriver: _d, ca: _c, ...bare } = base;
+    variants.push(bare);
+    for (const info of variants) {
+      const expected = toBinary(PathInfoSchema, pathInfoToProto(info));
+      assert.deepEqual(encodePathInfo(info), expected);
+      assert.deepEqual(decodePathInfo(expected), decodePathInfo(encodePathInfo(info)));
+    }
+  });
 
   test("round trip of every example path (deriver, CA, no references)", () => {
     for (const hashPart of Object.values(HASH_PARTS)) {

@@ -35,6 +35,13 @@ import { PushQueue } from "../grpc/push-queue.js";
 import { isNotFound } from "../grpc/status.js";
 import type { BlobReader, BlobService, BlobWriter, ChunkMeta, StreamOptions } from "./service.js";
 
+const yes = (): boolean => true;
+
+function falseIfNotFound(err: unknown): boolean {
+  if (isNotFound(err)) return false;
+  throw err;
+}
+
 /** How the server describes a blob: its size, and its chunks if it stores it chunked. */
 interface BlobLayout {
   readonly size: number;
@@ -60,19 +67,10 @@ export class GrpcBlobService implements BlobService {
     return this.#core.run(
       () => `has ${formatB3(digest)}`,
       options,
-      async (signal) => {
-        try {
-          await this.#core.conn.unary(
-            this.#blob.method.stat,
-            { digest, sendChunks: false },
-            signal,
-          );
-          return true;
-        } catch (err) {
-          if (isNotFound(err)) return false;
-          throw err;
-        }
-      },
+      (signal) =>
+        this.#core.conn
+          .unary(this.#blob.method.stat, { digest, sendChunks: false }, signal)
+          .then(yes, falseIfNotFound),
     );
   }
 

@@ -3,22 +3,28 @@
  * `grpc+unix://`, `grpc+http://` and `grpc+https://`, built on connect-node.
  *
  * - Lazy: nothing connects before the first call (unless `connect()`).
- * - Reconnects: connect-node's Http2SessionManager opens a new HTTP/2
- *   session on the next call after the old one died (server restart).
+ * - Reconnects: the next call after the connection died (server restart)
+ *   opens a new HTTP/2 session (h2-channel.ts).
  * - One HTTP/2 session per connection, tuned for bulk transfer: larger flow
  *   control windows and frames than HTTP/2's 64 KiB / 16 KiB defaults (see
  *   H2_TUNING), which roughly double blob streaming throughput.
  * - BlobService `Read`/`Put` go through connect's call machinery
  *   (interceptors, cancellation, status handling) but frame the bytes with
  *   blob-frames.ts instead of protobuf-es.
- * - Every call carries a W3C `traceparent` (traceparentInterceptor).
+ * - Unary calls (the clients' small requests) run straight on an HTTP/2
+ *   stream (`unary`): same protocol, status handling and cancellation, a
+ *   fraction of connect's cost per call.
+ * - Every call carries a W3C `traceparent` (traceparentInterceptor, or
+ *   `unary` itself).
  * - Messages are limited to 4 MiB in both directions, as in Snix.
  */
+import { randomFillSync } from "node:crypto";
 import { EventEmitter, once } from "node:events";
 import {
   type ClientHttp2Session,
   type ClientHttp2Stream,
   type ClientSessionOptions,
+  type ClientSessionRequestOptions,
   constants as h2constants,
   type IncomingHttpHeaders,
   type OutgoingHttpHeaders,
@@ -53,11 +59,7 @@ import {
   validateResponseWithCompression,
   validateTrailer,
 } from "@connectrpc/connect/protocol-grpc";
-import {
-  createGrpcTransport,
-  createNodeHttpClient,
-  Http2SessionManager,
-} from "@connectrpc/connect-node";
+import { createGrpcTransport, createNodeHttpClient } from "@connectrpc/connect-node";
 import { UnavailableError } from "../../errors.js";
 import {
   PutBlobResponseSchema,
@@ -65,7 +67,9 @@ import {
 } from "../../proto/gen/tvix/castore/v1/rpc_blobstore_pb.js";
 import { type ProtoPackage, storeServices } from "../../proto/packages.js";
 import { BlobChunkDecoder, blobChunkPrefix, envelope, MAX_MESSAGE_BYTES } from "./blob-frames.js";
-import { type GrpcConnection, newTraceparent, traceparentInterceptor } from "./connection.js";
+import { type GrpcConnection, traceparentInterceptor } from "./connection.js";
+import { encodeFlatEnveloped } from "./flat-message.js";
+import { H2Channel, type LiveSession } from "./h2-channel.js";
 
 /** HTTP/2 flow control and framing for both ends (client and server). */
 export const H2_TUNING = {
@@ -143,19 +147,13 @@ function resetWithoutHalfClose(stream: ClientHttp2Stream): void {
   }) as ClientHttp2Stream["close"];
 }
 
-/** Raises a fresh session's connection window once (the SETTINGS cover streams only). */
-function widenConnectionWindow(session: ClientHttp2Session, seen: WeakSet<ClientHttp2Session>) {
-  if (seen.has(session)) return;
-  seen.add(session);
-  const widen = (): void => {
-    try {
-      session.setLocalWindowSize(H2_TUNING.connectionWindowBytes);
-    } catch {
-      // The session is closing; the next one gets its own.
-    }
-  };
-  if (session.connecting) session.once("connect", widen);
-  else widen();
+/** Raises a new session's connection window (the SETTINGS cover streams only). */
+function widenConnectionWindow(session: ClientHttp2Session): void {
+  try {
+    session.setLocalWindowSize(H2_TUNING.connectionWindowBytes);
+  } catch {
+    // The session is closing; the next one gets its own.
+  }
 }
 
 export function createNodeConnection(init: NodeConnectionInit): GrpcConnection {
@@ -164,9 +162,7 @@ export function createNodeConnection(init: NodeConnectionInit): GrpcConnection {
 
 /** One HTTP/2 connection (reconnecting), as connect's transports and our own calls use it. */
 interface Channel {
-  readonly manager: Http2SessionManager;
-  /** Streams of this channel's connection (window widening and reset fix applied). */
-  readonly request: (path: string, headers: OutgoingHttpHeaders) => Promise<ClientHttp2Stream>;
+  readonly h2: H2Channel;
   readonly httpClient: UniversalClientFn;
   readonly transport: Transport;
 }
@@ -217,37 +213,35 @@ class NodeGrpcConnection implements GrpcConnection {
     this.#interceptors = [traceparentInterceptor(init.traceparent)];
     this.#traceparent = init.traceparent;
     const channel = (): Channel => {
-      const manager = new Http2SessionManager(
+      const h2 = new H2Channel(
         this.#origin,
-        { idleConnectionTimeoutMs: init.idleTimeoutMs ?? 5 * 60_000 },
         nodeOptions,
+        init.idleTimeoutMs ?? 5 * 60_000,
+        widenConnectionWindow,
       );
-      const widened = new WeakSet<ClientHttp2Session>();
+      // What connect's transports open their streams through.
       const sessionManager = {
-        authority: manager.authority,
+        authority: this.#origin,
         async request(
           method: string,
           path: string,
-          headers: Parameters<Http2SessionManager["request"]>[2],
-          options: Parameters<Http2SessionManager["request"]>[3],
+          headers: OutgoingHttpHeaders,
+          options: Omit<ClientSessionRequestOptions, "signal">,
         ): Promise<ClientHttp2Stream> {
-          const stream = await manager.request(method, path, headers, options);
-          widenConnectionWindow(stream.session as ClientHttp2Session, widened);
+          const { stream, session } = await h2.open(
+            { ...headers, ":method": method, ":path": path },
+            options,
+          );
+          stream.once("close", () => session.streamClosed());
           resetWithoutHalfClose(stream);
           return stream;
         },
-        notifyResponseByteRead(stream: ClientHttp2Stream): void {
-          manager.notifyResponseByteRead(stream);
+        notifyResponseByteRead(): void {
+          // Only keep-alive PINGs would need it; strata sends none.
         },
       };
       return {
-        manager,
-        // For unary calls: the request ends at once, so no reset fix is needed.
-        request: async (path, headers) => {
-          const stream = await manager.request("POST", path, headers, {});
-          widenConnectionWindow(stream.session as ClientHttp2Session, widened);
-          return stream;
-        },
+        h2,
         httpClient: createNodeHttpClient({
           httpVersion: "2",
           sessionProvider: () => sessionManager,
@@ -275,90 +269,94 @@ class NodeGrpcConnection implements GrpcConnection {
   }
 
   async connect(): Promise<void> {
-    const state = await this.#main.manager.connect();
-    if (state === "error") {
+    try {
+      await this.#main.h2.session();
+    } catch (err) {
       throw new UnavailableError(`cannot connect to ${this.target}`, {
-        cause: this.#main.manager.error(),
+        cause: this.#main.h2.lastError ?? err,
       });
     }
   }
 
   close(): void {
     const reason = new ConnectError("the client was closed", Code.Canceled);
-    this.#main.manager.abort(reason);
-    this.#upload.manager.abort(reason);
+    this.#main.h2.abort(reason);
+    this.#upload.h2.abort(reason);
   }
 
   /**
    * A unary call straight on an HTTP/2 stream: connect's generic client
    * pipeline costs several times the exchange itself per small request.
-   * Same protocol, status handling and cancellation.
+   * Same protocol, status handling and cancellation. While the connection
+   * is open and the byte budget has room (the usual case), the stream opens
+   * synchronously: the call's promise is the only one.
    */
-  async unary<I extends DescMessage, O extends DescMessage>(
+  unary<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
     input: MessageInitShape<I>,
     signal: AbortSignal | undefined,
   ): Promise<MessageShape<O>> {
-    if (signal?.aborted) throw new ConnectError("the call was cancelled", Code.Canceled);
-    const body = envelope(toBinary(method.input, create(method.input, input)));
-    const cost = body.length + REQUEST_OVERHEAD_BYTES;
-    await this.#unaryBudget.acquire(cost, signal);
-    let stream: ClientHttp2Stream;
+    if (signal?.aborted) {
+      return Promise.reject(new ConnectError("the call was cancelled", Code.Canceled));
+    }
+    let body: Uint8Array;
     try {
-      stream = await this.#main.request(`/${method.parent.typeName}/${method.name}`, {
-        "content-type": "application/grpc+proto",
-        te: "trailers",
-        "user-agent": USER_AGENT,
-        traceparent: this.#traceparent?.() ?? newTraceparent(),
-      });
+      body =
+        encodeFlatEnveloped(method.input, input, allocBuffer) ??
+        envelope(toBinary(method.input, create(method.input, input)));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const cost = body.length + REQUEST_OVERHEAD_BYTES;
+    const headers: OutgoingHttpHeaders = {
+      ":method": "POST",
+      ":path": methodPath(method),
+      "content-type": "application/grpc+proto",
+      te: "trailers",
+      "user-agent": USER_AGENT,
+      traceparent: this.#traceparent?.() ?? nodeTraceparent(),
+    };
+    const live = this.#main.h2.live;
+    if (live !== undefined && this.#unaryBudget.tryAcquire(cost)) {
+      let stream: ClientHttp2Stream | undefined;
+      try {
+        stream = live.open(headers);
+      } catch {
+        // The session is going away: the slow path connects anew.
+        this.#unaryBudget.release(cost);
+      }
+      if (stream !== undefined) {
+        return unaryExchange(method, stream, body, signal, this.#unaryBudget, cost, live);
+      }
+    }
+    return this.#unarySlow(method, headers, body, cost, signal);
+  }
+
+  /** A unary call that waits for the connection or for room in the budget. */
+  async #unarySlow<O extends DescMessage>(
+    method: DescMethodUnary<DescMessage, O>,
+    headers: OutgoingHttpHeaders,
+    body: Uint8Array,
+    cost: number,
+    signal: AbortSignal | undefined,
+  ): Promise<MessageShape<O>> {
+    await this.#unaryBudget.acquire(cost, signal);
+    let opened: { stream: ClientHttp2Stream; session: LiveSession };
+    try {
+      opened = await this.#main.h2.open(headers);
     } catch (err) {
       this.#unaryBudget.release(cost);
       throw err;
     }
-    stream.once("close", () => this.#unaryBudget.release(cost));
-    return new Promise<MessageShape<O>>((resolve, reject) => {
-      let headers: IncomingHttpHeaders | undefined;
-      let trailers: IncomingHttpHeaders | undefined;
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let failed: ConnectError | undefined;
-      const onAbort = (): void => {
-        failed ??= new ConnectError("the call was cancelled", Code.Canceled);
-        stream.close(h2constants.NGHTTP2_CANCEL);
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      stream.on("response", (h) => {
-        headers = h;
-      });
-      stream.on("trailers", (t) => {
-        trailers = t;
-      });
-      stream.on("data", (c: Buffer) => {
-        size += c.length;
-        if (size > MAX_MESSAGE_BYTES + 5) {
-          failed ??= new ConnectError(
-            "response larger than the message limit",
-            Code.ResourceExhausted,
-          );
-          stream.close(h2constants.NGHTTP2_CANCEL);
-        } else {
-          chunks.push(c);
-        }
-      });
-      stream.on("error", (err) => {
-        failed ??= ConnectError.from(err, Code.Unavailable);
-      });
-      stream.on("close", () => {
-        signal?.removeEventListener("abort", onAbort);
-        try {
-          if (failed !== undefined) throw failed;
-          resolve(unaryResult(method, headers, trailers, chunks, size, stream.rstCode));
-        } catch (err) {
-          reject(err);
-        }
-      });
-      stream.end(body);
-    });
+    return unaryExchange(
+      method,
+      opened.stream,
+      body,
+      signal,
+      this.#unaryBudget,
+      cost,
+      opened.session,
+    );
   }
 
   /** Runs one streaming call of BlobService with a hand-framed body and response. */
@@ -465,11 +463,17 @@ class ByteBudget {
     this.#limit = limit;
   }
 
-  acquire(cost: number, signal: AbortSignal | undefined): Promise<void> {
+  /** Takes `cost` if there is room now and nobody is waiting. */
+  tryAcquire(cost: number): boolean {
     if (this.#waiting.length === 0 && (this.#used === 0 || this.#used + cost <= this.#limit)) {
       this.#used += cost;
-      return Promise.resolve();
+      return true;
     }
+    return false;
+  }
+
+  acquire(cost: number, signal: AbortSignal | undefined): Promise<void> {
+    if (this.tryAcquire(cost)) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const entry = {
         cost,
@@ -500,12 +504,118 @@ class ByteBudget {
   }
 }
 
+/**
+ * Node's pooled buffers: allocating a typed array of more than 64 bytes
+ * costs several times as much, and a plain Uint8Array is converted to a
+ * Buffer when written.
+ */
+const allocBuffer = (length: number): Uint8Array => Buffer.allocUnsafe(length);
+
+/** Random bytes for trace contexts, drawn in batches. */
+const tracePool = Buffer.allocUnsafe(24 * 512);
+let tracePoolUsed = tracePool.length;
+
+/** `newTraceparent()` (connection.ts) with Node's hex encoding: one string, not 24 joined. */
+function nodeTraceparent(): string {
+  if (tracePoolUsed === tracePool.length) {
+    randomFillSync(tracePool);
+    tracePoolUsed = 0;
+  }
+  const hex = tracePool.toString("hex", tracePoolUsed, tracePoolUsed + 24);
+  tracePoolUsed += 24;
+  return `00-${hex.slice(0, 32)}-${hex.slice(32)}-01`;
+}
+
+/** `/<service>/<method>` of each method called so far. */
+const METHOD_PATHS = new WeakMap<object, string>();
+
+function methodPath(method: DescMethodUnary): string {
+  let path = METHOD_PATHS.get(method);
+  if (path === undefined) {
+    path = `/${method.parent.typeName}/${method.name}`;
+    METHOD_PATHS.set(method, path);
+  }
+  return path;
+}
+
+/**
+ * Sends the request of a unary call on `stream` and resolves to the
+ * answer. Releases the call's budget and stream slot when the stream closed.
+ */
+function unaryExchange<O extends DescMessage>(
+  method: DescMethodUnary<DescMessage, O>,
+  stream: ClientHttp2Stream,
+  body: Uint8Array,
+  signal: AbortSignal | undefined,
+  budget: ByteBudget,
+  cost: number,
+  session: LiveSession,
+): Promise<MessageShape<O>> {
+  return new Promise<MessageShape<O>>((resolve, reject) => {
+    let headers: IncomingHttpHeaders | undefined;
+    let trailers: IncomingHttpHeaders | undefined;
+    // Usually the whole response is one chunk.
+    let first: Buffer | undefined;
+    let more: Buffer[] | undefined;
+    let size = 0;
+    let failed: ConnectError | undefined;
+    let onAbort: (() => void) | undefined;
+    if (signal !== undefined) {
+      onAbort = (): void => {
+        failed ??= new ConnectError("the call was cancelled", Code.Canceled);
+        stream.close(h2constants.NGHTTP2_CANCEL);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+    }
+    stream.on("response", (h: IncomingHttpHeaders) => {
+      headers = h;
+    });
+    stream.on("trailers", (t: IncomingHttpHeaders) => {
+      trailers = t;
+    });
+    stream.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_MESSAGE_BYTES + 5) {
+        failed ??= new ConnectError(
+          "response larger than the message limit",
+          Code.ResourceExhausted,
+        );
+        stream.close(h2constants.NGHTTP2_CANCEL);
+      } else if (first === undefined) {
+        first = c;
+      } else if (more === undefined) {
+        more = [first, c];
+      } else {
+        more.push(c);
+      }
+    });
+    stream.on("error", (err: Error) => {
+      failed ??= ConnectError.from(err, Code.Unavailable);
+    });
+    stream.on("close", () => {
+      budget.release(cost);
+      session.streamClosed();
+      if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
+      try {
+        if (failed !== undefined) throw failed;
+        const payload = more !== undefined ? Buffer.concat(more, size) : first;
+        resolve(unaryResult(method, headers, trailers, payload, size, stream.rstCode));
+      } catch (err) {
+        reject(err);
+      }
+    });
+    stream.end(body);
+  });
+}
+
+const NO_BYTES = new Uint8Array(0);
+
 /** The answer of a unary call from what arrived, or the ConnectError its status says. */
 function unaryResult<O extends DescMessage>(
   method: DescMethodUnary<DescMessage, O>,
   headers: IncomingHttpHeaders | undefined,
   trailers: IncomingHttpHeaders | undefined,
-  chunks: Buffer[],
+  all: Buffer | undefined,
   size: number,
   rstCode: number | undefined,
 ): MessageShape<O> {
@@ -529,15 +639,18 @@ function unaryResult<O extends DescMessage>(
     const text = typeof message === "string" ? safeDecode(message) : "";
     throw new ConnectError(text, code in Code ? (code as Code) : Code.Unknown);
   }
-  const all = Buffer.concat(chunks, size);
-  if (size < 5 || all[0] !== 0 || all.readUInt32BE(1) !== size - 5) {
+  if (all === undefined || size < 5 || all[0] !== 0 || all.readUInt32BE(1) !== size - 5) {
     throw new ConnectError(
       "protocol error: expected exactly one uncompressed response message",
       Code.Internal,
     );
   }
-  // A plain Uint8Array, so that bytes fields are not Buffers.
-  return fromBinary(method.output, new Uint8Array(all.buffer, all.byteOffset + 5, size - 5));
+  if (size === 5) return fromBinary(method.output, NO_BYTES);
+  // A copy (bytes fields of the message are views of it: they must not hold
+  // on to the socket's buffers), as a plain Uint8Array (not a Buffer).
+  const copy = Buffer.allocUnsafe(size - 5);
+  all.copy(copy, 0, 5, size);
+  return fromBinary(method.output, new Uint8Array(copy.buffer, copy.byteOffset, size - 5));
 }
 
 function safeDecode(s: string): string {

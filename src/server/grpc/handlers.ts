@@ -23,6 +23,7 @@
  * Snix sends an empty list, so clients learn the size without reading the
  * blob (Snix's client treats a one-entry list like an empty one).
  */
+import type { MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { BlobService } from "../../castore/blob/service.js";
 import { B3_DIGEST_LENGTH, type B3Digest, formatB3 } from "../../castore/digest.js";
@@ -37,6 +38,7 @@ import { toConnectError } from "../../castore/grpc/status.js";
 import { IntegrityError } from "../../errors.js";
 import type { storeServices } from "../../proto/packages.js";
 import { NarCalculator } from "../../store/nar/calculate.js";
+import type { PathInfo } from "../../store/path-info.js";
 import { pathInfoFromProto, pathInfoToProto } from "../../store/path-info-proto.js";
 import type { PathInfoService } from "../../store/pathinfo/service.js";
 import { STORE_PATH_DIGEST_LENGTH } from "../../store/store-path.js";
@@ -161,6 +163,40 @@ export function directoryHandlers(
   };
 }
 
+type PathInfoService_ = Services["pathInfo"];
+export type GetPathInfoRequest = MessageShape<PathInfoService_["method"]["get"]["input"]>;
+export type PutPathInfoRequest = MessageShape<PathInfoService_["method"]["put"]["input"]>;
+
+/** PathInfoService `Get`: the path info asked for (shared by the connect and fast handlers). */
+export async function getPathInfo(
+  pathInfos: PathInfoService,
+  req: GetPathInfoRequest,
+  signal: AbortSignal,
+): Promise<PathInfo> {
+  if (req.byWhat.case !== "byOutputHash") {
+    throw new ConnectError("by_what needs to be specified", Code.Unimplemented);
+  }
+  const digest = req.byWhat.value;
+  if (digest.length !== STORE_PATH_DIGEST_LENGTH) {
+    throw new ConnectError(
+      `invalid output digest length ${digest.length} (expected ${STORE_PATH_DIGEST_LENGTH})`,
+      Code.InvalidArgument,
+    );
+  }
+  const info = await pathInfos.get(digest, { signal });
+  if (info === undefined) throw new ConnectError("PathInfo not found", Code.NotFound);
+  return info;
+}
+
+/** PathInfoService `Put`: the path info as stored (shared by the connect and fast handlers). */
+export async function putPathInfo(
+  pathInfos: PathInfoService,
+  req: PutPathInfoRequest,
+  signal: AbortSignal,
+): Promise<PathInfo> {
+  return pathInfos.put(pathInfoFromProto(req), { signal });
+}
+
 export function pathInfoHandlers(
   stores: ServedStores,
   nar: NarCalculator = new NarCalculator(stores.blobs, stores.directories),
@@ -168,23 +204,10 @@ export function pathInfoHandlers(
   const { pathInfos } = stores;
   return {
     async get(req, ctx) {
-      if (req.byWhat.case !== "byOutputHash") {
-        throw new ConnectError("by_what needs to be specified", Code.Unimplemented);
-      }
-      const digest = req.byWhat.value;
-      if (digest.length !== STORE_PATH_DIGEST_LENGTH) {
-        throw new ConnectError(
-          `invalid output digest length ${digest.length} (expected ${STORE_PATH_DIGEST_LENGTH})`,
-          Code.InvalidArgument,
-        );
-      }
-      const info = await pathInfos.get(digest, { signal: ctx.signal });
-      if (info === undefined) throw new ConnectError("PathInfo not found", Code.NotFound);
-      return pathInfoToProto(info);
+      return pathInfoToProto(await getPathInfo(pathInfos, req, ctx.signal));
     },
     async put(req, ctx) {
-      const info = pathInfoFromProto(req);
-      return pathInfoToProto(await pathInfos.put(info, { signal: ctx.signal }));
+      return pathInfoToProto(await putPathInfo(pathInfos, req, ctx.signal));
     },
     async calculateNAR(req, ctx) {
       const { name, node } = entryFromProto(req, "CalculateNAR: root node");

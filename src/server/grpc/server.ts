@@ -21,9 +21,11 @@ import { createServer as createHttp1Server, type Server as Http1Server } from "n
 import {
   createServer as createHttp2Server,
   type Http2Server,
-  type Http2ServerRequest,
-  type Http2ServerResponse,
+  Http2ServerRequest,
+  Http2ServerResponse,
+  type IncomingHttpHeaders,
   type ServerHttp2Session,
+  type ServerHttp2Stream,
 } from "node:http2";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
@@ -44,11 +46,24 @@ import {
   storeServices,
 } from "../../proto/packages.js";
 import { NarCalculator } from "../../store/nar/calculate.js";
-import { type FastRoute, fastRoute, handleFast } from "./fast-path.js";
+import type { PathInfo } from "../../store/path-info.js";
+import { encodePathInfoWith } from "../../store/path-info-proto.js";
+import {
+  allocMessage,
+  type FastContext,
+  FastHandler,
+  type FastRoute,
+  fastRoute,
+  fillEnvelope,
+} from "./fast-path.js";
 import {
   blobHandlers,
   directoryHandlers,
+  type GetPathInfoRequest,
+  getPathInfo,
+  type PutPathInfoRequest,
   pathInfoHandlers,
+  putPathInfo,
   type ServedStores,
 } from "./handlers.js";
 import { HealthState, healthHandlers } from "./health.js";
@@ -68,6 +83,10 @@ const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 /** Codes that mean the server (or its stores) failed, as opposed to the request. */
 const SERVER_FAULTS = new Set<Code>([Code.Internal, Code.Unknown, Code.DataLoss]);
+
+/** A path info as a whole enveloped answer (fast path). */
+const encodeAnswer = (info: PathInfo): Uint8Array =>
+  fillEnvelope(encodePathInfoWith(info, 5, allocMessage));
 
 export class GrpcServer {
   readonly #stores: ServedStores;
@@ -111,7 +130,10 @@ export class GrpcServer {
     const directory = directoryHandlers(this.#stores);
     const pathInfo = pathInfoHandlers(this.#stores, nar);
     const fastRoutes = new Map<string, FastRoute>();
-    type Impl<K extends "unary" | "server-stream"> = Extract<FastRoute, { kind: K }>["impl"];
+    type Impl<K extends "unary" | "unary-encoded" | "server-stream"> = Extract<
+      FastRoute,
+      { kind: K }
+    >["impl"];
     for (const pkg of PROTO_PACKAGES) {
       const s = storeServices(pkg);
       const add = (service: { typeName: string }, method: string, route: FastRoute): void => {
@@ -129,15 +151,22 @@ export class GrpcServer {
         method: s.directory.method.get,
         impl: directory.get as unknown as Impl<"server-stream">,
       });
+      // Path infos are encoded directly (encodePathInfo), not through protobuf-es.
       add(s.pathInfo, "Get", {
-        kind: "unary",
+        kind: "unary-encoded",
         method: s.pathInfo.method.get,
-        impl: pathInfo.get as unknown as Impl<"unary">,
+        impl: (async (req: GetPathInfoRequest, ctx: FastContext) =>
+          encodeAnswer(
+            await getPathInfo(this.#stores.pathInfos, req, ctx.signal),
+          )) as unknown as Impl<"unary-encoded">,
       });
       add(s.pathInfo, "Put", {
-        kind: "unary",
+        kind: "unary-encoded",
         method: s.pathInfo.method.put,
-        impl: pathInfo.put as unknown as Impl<"unary">,
+        impl: (async (req: PutPathInfoRequest, ctx: FastContext) =>
+          encodeAnswer(
+            await putPathInfo(this.#stores.pathInfos, req, ctx.signal),
+          )) as unknown as Impl<"unary-encoded">,
       });
       add(s.pathInfo, "CalculateNAR", {
         kind: "unary",
@@ -171,22 +200,53 @@ export class GrpcServer {
       shutdownSignal: this.#shutdown.signal,
       interceptors: [this.#errorInterceptor()],
     });
-    const fastEnv = {
+    const fast = new FastHandler({
       blobs: this.#stores.blobs,
       shutdownSignal: this.#shutdown.signal,
       maxTimeoutMs: this.#maxTimeoutMs,
       toConnectError: (err: unknown) => toConnectError(err),
-      onError: (err: ConnectError, req: Http2ServerRequest, cause: unknown) =>
-        this.#report(err, req.url, req.headers.traceparent, cause),
-    };
-    this.#h2 = createHttp2Server(
-      { settings: H2_SETTINGS, maxSessionMemory: 64 },
-      (req: Http2ServerRequest, res: Http2ServerResponse) => {
-        this.#track(res);
+      onError: (err: ConnectError, path: string, headers: IncomingHttpHeaders, cause: unknown) =>
+        this.#report(err, path, headers.traceparent, cause),
+      onClose: () => this.#callEnded(),
+    });
+    // Streams rather than the compatibility API's request/response pairs:
+    // plain-gRPC calls of the store services take the fast path on the bare
+    // stream (those objects cost more than a small call itself); the rest
+    // gets the pair, built as Node's own `request` event would, for connect.
+    this.#h2 = createHttp2Server({ settings: H2_SETTINGS, maxSessionMemory: 64 });
+    this.#h2.on(
+      "stream",
+      (
+        stream: ServerHttp2Stream,
+        headers: IncomingHttpHeaders,
+        _flags: number,
+        rawHeaders: string[],
+      ) => {
+        this.#inFlight++;
+        const route = fastRoute(fastRoutes, headers);
+        if (route !== undefined) {
+          fast.handle(route, stream, headers);
+          return;
+        }
+        const req = new Http2ServerRequest(stream, headers, {}, rawHeaders);
+        const res = new Http2ServerResponse(stream);
+        res.once("close", () => this.#callEnded());
         this.#endWithResponse(req, res);
-        const route = fastRoute(fastRoutes, req);
-        if (route !== undefined) handleFast(route, req, res, fastEnv);
-        else connectHandler(req, res);
+        // As Node's compatibility layer answers CONNECT and expectations.
+        if (headers[":method"] === "CONNECT") {
+          res.statusCode = 405;
+          res.end();
+          return;
+        }
+        if (headers.expect !== undefined) {
+          if (headers.expect !== "100-continue") {
+            res.statusCode = 417;
+            res.end();
+            return;
+          }
+          res.writeContinue();
+        }
+        connectHandler(req, res);
       },
     );
     this.#h2.on("session", (session: ServerHttp2Session) => {
@@ -208,10 +268,12 @@ export class GrpcServer {
   /** Counts a call until its response closed (for the graceful shutdown). */
   #track(res: { once(event: "close", f: () => void): unknown }): void {
     this.#inFlight++;
-    res.once("close", () => {
-      this.#inFlight--;
-      if (this.#inFlight === 0) this.#idle?.();
-    });
+    res.once("close", () => this.#callEnded());
+  }
+
+  #callEnded(): void {
+    this.#inFlight--;
+    if (this.#inFlight === 0) this.#idle?.();
   }
 
   /**

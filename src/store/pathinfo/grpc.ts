@@ -20,6 +20,7 @@ import { storeServices } from "../../proto/packages.js";
 import type { NarHashResult } from "../nar/hash.js";
 import type { PathInfo } from "../path-info.js";
 import { pathInfoFromProto, pathInfoToProto } from "../path-info-proto.js";
+import { STORE_PATH_DIGEST_LENGTH } from "../store-path.js";
 import { checkStorePathDigest, encodeForStorage } from "./memory.js";
 import type { PathInfoService } from "./service.js";
 
@@ -37,6 +38,11 @@ function received(msg: PathInfoPb, what: Lazy): PathInfo {
   }
 }
 
+function undefinedIfNotFound(err: unknown): undefined {
+  if (isNotFound(err)) return undefined;
+  throw err;
+}
+
 export class GrpcPathInfoService implements PathInfoService {
   readonly #core: ClientCore;
   readonly #client: PathInfoClient;
@@ -50,26 +56,25 @@ export class GrpcPathInfoService implements PathInfoService {
 
   get(digest: Uint8Array, options?: CallOptions): Promise<PathInfo | undefined> {
     const what = (): string => `get ${toHex(digest)}`;
-    return this.#core.run(what, options, async (signal) => {
-      checkStorePathDigest(digest, `${this.#core.label}: get`);
-      let msg: PathInfoPb;
-      try {
-        msg = await this.#core.conn.unary(
+    return this.#core.run(what, options, (signal) => {
+      if (digest.length !== STORE_PATH_DIGEST_LENGTH) {
+        checkStorePathDigest(digest, `${this.#core.label}: get`);
+      }
+      return this.#core.conn
+        .unary(
           this.#service.method.get,
           { byWhat: { case: "byOutputHash", value: digest } },
           signal,
-        );
-      } catch (err) {
-        if (isNotFound(err)) return undefined;
-        throw err;
-      }
-      const info = received(msg, what);
-      if (!bytesEqual(info.storePath.digest, digest)) {
-        throw new IntegrityError(
-          `${this.#core.label}: ${what()}: the server sent the path info of ${info.storePath.absolute}`,
-        );
-      }
-      return info;
+        )
+        .then((msg) => {
+          const info = received(msg, what);
+          if (!bytesEqual(info.storePath.digest, digest)) {
+            throw new IntegrityError(
+              `${this.#core.label}: ${what()}: the server sent the path info of ${info.storePath.absolute}`,
+            );
+          }
+          return info;
+        }, undefinedIfNotFound);
     });
   }
 
