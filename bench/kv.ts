@@ -121,6 +121,12 @@ export async function benchKv(log: (line: string) => void): Promise<void> {
     });
     log(rate("put, single, sequential (one fsync each)", SEQUENTIAL_PUTS, sequentialMs));
 
+    // The directories built for the puts (~200k objects) would otherwise stay
+    // reachable and make every GC during the gets walk them.
+    batches.length = 0;
+    singles.length = 0;
+    sequential.length = 0;
+
     // 4. random gets over everything stored.
     let x = 0x9e3779b9;
     const picks: B3Digest[] = [];
@@ -131,17 +137,27 @@ export async function benchKv(log: (line: string) => void): Promise<void> {
       x ^= x << 5;
       picks.push(stored[(x >>> 0) % stored.length]!);
     }
-    let found = 0;
-    const getMs = await time(async () => {
-      for (const d of picks) if ((await service.get(d)) !== undefined) found++;
-    });
-    if (found !== COUNT) throw new Error(`benchKv: ${COUNT - found} gets found nothing`);
-    const getRate = (COUNT / getMs.wallMs) * 1000;
+    // Three passes over the same random picks: the first also pays for
+    // faulting the store's pages into this process; the median is the rate.
+    const rates: number[] = [];
+    for (let pass = 1; pass <= 3; pass++) {
+      let found = 0;
+      const getMs = await time(async () => {
+        for (const d of picks) if ((await service.get(d)) !== undefined) found++;
+      });
+      if (found !== COUNT) throw new Error(`benchKv: ${COUNT - found} gets found nothing`);
+      rates.push((COUNT / getMs.wallMs) * 1000);
+      log(
+        rate(
+          `get, random, pass ${pass} (of ${stored.length.toLocaleString("en-US")})`,
+          COUNT,
+          getMs,
+        ),
+      );
+    }
+    const getRate = rates.sort((a, b) => a - b)[1]!;
     log(
-      rate(`get, random, sequential (of ${stored.length.toLocaleString("en-US")})`, COUNT, getMs),
-    );
-    log(
-      `  get target >= ${GET_TARGET.toLocaleString("en-US")} ops/s: ${getRate >= GET_TARGET ? "met" : "NOT met"}`,
+      `  get median ${fmt(getRate)} ops/s, target >= ${GET_TARGET.toLocaleString("en-US")}: ${getRate >= GET_TARGET ? "met" : "NOT met"}`,
     );
   } finally {
     rmSync(path, { recursive: true, force: true });

@@ -2,7 +2,7 @@
  * The edge between the domain Directory and the `castore.v1.Directory`
  * protobuf message: canonical encoding and strict decoding.
  */
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { InvalidInputError } from "../errors.js";
 import {
   type Directory as DirectoryPb,
@@ -12,6 +12,7 @@ import {
 } from "../proto/gen/tvix/castore/v1/castore_pb.js";
 import { compareBytes } from "./bytes.js";
 import { type B3Digest, b3Digest } from "./digest.js";
+import { decodeDirectoryWire } from "./directory-wire.js";
 import { type Entry, type Node, symlinkTargetProblem, validateNode } from "./node.js";
 import { pathComponent, showName } from "./path-component.js";
 
@@ -134,14 +135,9 @@ export function directoryFromProto(msg: DirectoryPb): Entry[] {
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
+/** Decodes and validates a `castore.v1.Directory` (see directory-wire.ts). */
 export function decodeDirectoryEntries(bytes: Uint8Array): Entry[] {
-  let msg: DirectoryPb;
-  try {
-    msg = fromBinary(DirectorySchema, bytes);
-  } catch (cause) {
-    throw new InvalidInputError("directory: malformed protobuf", { cause });
-  }
-  return directoryFromProto(msg);
+  return decodeDirectoryWire(bytes);
 }
 
 /** A named node to its protobuf `Node` (the form PathInfo and CalculateNAR use). */

@@ -247,8 +247,13 @@ export class LmdbDirectoryService implements DirectoryService {
    * decoded with every rule checked.
    */
   #load(digest: B3Digest, db = this.#kv.db()): Directory | undefined {
-    const bytes = db.get(digest);
-    if (bytes === undefined) return undefined;
+    // lmdb-js's reused read buffer, valid until the next read: hashed and
+    // decoded right here (the decoder copies what it keeps), so no copy per get.
+    const raw = db.getBinaryFast(digest);
+    if (raw === undefined) return undefined;
+    // The buffer is longer than the value: lmdb-js only overrides its `length`,
+    // which native hashing and typed-array views do not see.
+    const bytes = raw.subarray(0, raw.length);
     const actual = hashB3(bytes);
     if (!bytesEqual(actual, digest)) {
       throw new IntegrityError(
