@@ -196,6 +196,10 @@ describe("FsObjectStoreBlobService", () => {
       statSync(s.blobPath(dl), { bigint: true }).mtimeNs,
     ];
     assert.deepEqual(after, before, "a blob present already is not written again");
+    assert.equal(s.hasLocal(ds, small.length), true);
+    assert.equal(s.hasLocal(dl, large.length), true);
+    assert.equal(s.hasLocal(hashB3(testBytes(10, 9)), 10), false);
+    assert.equal(s.hasLocal(hashB3(testBytes(5000, 9)), 5000), false);
   });
 
   test("1,000 small blobs: close() does not fsync, one sync() does it for all", async (t) => {

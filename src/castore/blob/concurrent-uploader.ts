@@ -15,6 +15,9 @@ export interface ConcurrentUploaderInit {
   maxBytesInFlight?: number;
 }
 
+const DONE: Promise<void> = Promise.resolve();
+const ARENA_SIZE = 4 * 1024 * 1024;
+
 export class ConcurrentBlobUploader {
   readonly #blobs: BlobService;
   readonly #max: number;
@@ -23,6 +26,8 @@ export class ConcurrentBlobUploader {
   readonly #pending = new Map<string, Promise<void>>();
   #waiters: (() => void)[] = [];
   #failure: unknown;
+  #arena = new Uint8Array(0);
+  #arenaPos = 0;
 
   constructor(blobs: BlobService, init: ConcurrentUploaderInit = {}, options: CallOptions = {}) {
     this.#blobs = blobs;
@@ -57,23 +62,38 @@ export class ConcurrentBlobUploader {
 
   /**
    * `upload` for bytes the caller reuses once this resolves (a ring buffer):
-   * they are copied unless the blob is known to exist. A store offering
-   * `putBytes` is local, so its `has` is cheap and asked first: a re-import
-   * then copies and hashes nothing. Remote stores keep their concurrency
-   * (the check runs inside the scheduled upload) and always get a copy.
+   * they are copied unless the store knows the blob already. A store with
+   * local metadata answers that without I/O (`hasLocal`), so a re-import
+   * copies and hashes nothing; other stores keep their concurrency (the
+   * check runs inside the scheduled upload) and always get a copy.
    */
   async uploadView(view: Uint8Array, digest: B3Digest): Promise<void> {
     this.#throwIfFailed();
     const key = digestKey(digest);
     if (this.#pending.has(key)) return;
-    if (this.#blobs.putBytes !== undefined) {
-      const opts = this.#signal === undefined ? {} : { signal: this.#signal };
-      if (await this.#blobs.has(digest, opts)) {
-        this.#pending.set(key, Promise.resolve());
-        return;
-      }
+    if (this.#blobs.hasLocal?.(digest, view.length)) {
+      this.#pending.set(key, DONE);
+      return;
     }
-    await this.upload([view.slice()], view.length, digest);
+    await this.upload([this.#copy(view)], view.length, digest);
+  }
+
+  /**
+   * A copy of a small view carved from a shared arena: one ArrayBuffer per
+   * 4 MiB instead of one per file keeps an import of 20,000 small files from
+   * spending its time in GC. Regions are never reused; an arena is freed
+   * once no pending upload refers to it.
+   */
+  #copy(view: Uint8Array): Uint8Array {
+    if (view.length > ARENA_SIZE / 16) return view.slice();
+    if (this.#arenaPos + view.length > this.#arena.length) {
+      this.#arena = new Uint8Array(ARENA_SIZE);
+      this.#arenaPos = 0;
+    }
+    const out = this.#arena.subarray(this.#arenaPos, this.#arenaPos + view.length);
+    out.set(view);
+    this.#arenaPos += view.length;
+    return out;
   }
 
   /** Waits for every scheduled upload; rejects with the first failure. */

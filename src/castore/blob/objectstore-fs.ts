@@ -289,6 +289,23 @@ export class FsObjectStoreBlobService implements BlobService {
   }
 
   /**
+   * Small blobs are answered from the small-blob LMDB alone (no stat of a
+   * file that, at that size, would not be there); larger ones by a stat.
+   */
+  hasLocal(digest: B3Digest, size: number): boolean {
+    if (this.#closed) return false;
+    if (this.#small !== undefined && size <= this.#opts.smallBlobMaxBytes) {
+      return this.#small.doesExist(digest);
+    }
+    try {
+      const st = statSync(this.blobPath(digest), { throwIfNoEntry: false });
+      return st !== undefined && isCompleteBlob(st, digest);
+    } catch {
+      return false; // "don't know": the caller stores it, and that path reports errors
+    }
+  }
+
+  /**
    * A whole small blob in one call: one BLAKE3 pass, no writer, no buffer
    * copies of ours. Blobs up to smallBlobMaxBytes go to the small-blob
    * LMDB (only if absent there: a re-import rewrites nothing), larger ones

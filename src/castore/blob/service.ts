@@ -85,6 +85,13 @@ export interface BlobService extends Closeable {
    */
   putBytes?(data: Uint8Array, options?: CallOptions): Promise<B3Digest>;
   /**
+   * Optional, for stores whose metadata is local: whether the blob of this
+   * digest and size exists, answered synchronously without waiting on I/O.
+   * May answer false for a blob that exists (the caller then stores it
+   * again, which is harmless); never true for one that does not.
+   */
+  hasLocal?(digest: B3Digest, size: number): boolean;
+  /**
    * The blob's chunk list, for backends that store blobs chunked: `[]` when
    * the blob exists but is stored whole, `undefined` when it does not exist.
    */
