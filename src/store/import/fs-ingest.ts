@@ -13,9 +13,6 @@ import { lstatSync } from "node:fs";
 import { ConcurrentBlobUploader } from "../../castore/blob/concurrent-uploader.js";
 import type { CallOptions } from "../../castore/call-options.js";
 import { b3Digest } from "../../castore/digest.js";
-import type { DirectoryPutter } from "../../castore/directory/service.js";
-import { Directory } from "../../castore/directory.js";
-import type { Node } from "../../castore/node.js";
 import { StorageError } from "../../errors.js";
 import { fsNarSlots } from "../nar/fs-nar-stream.js";
 import { fileContents, fsNarSource } from "../nar/fs-source.js";
@@ -27,14 +24,10 @@ import {
   ingestSource,
   storeIfMissing,
 } from "./ingest-source.js";
+import { CastoreTreeBuilder } from "./tree-builder.js";
 
 /** A lone file or symlink below this is ingested in-process: a thread costs more to start. */
 const IN_PROCESS_MAX = 4 << 20;
-
-interface Frame {
-  readonly name: Uint8Array | undefined;
-  readonly entries: { name: Uint8Array; node: Node }[];
-}
 
 /** Ingests the tree at `path`; durable when it resolves (like `ingestSource`). */
 export async function ingestPath(
@@ -55,14 +48,7 @@ export async function ingestPath(
     init.maxBytesInFlight === undefined ? {} : { maxBytesInFlight: init.maxBytesInFlight },
     options,
   );
-  let putter: DirectoryPutter | undefined;
-  const stack: Frame[] = [];
-  let root: Node | undefined;
-  const place = (name: Uint8Array | undefined, node: Node): void => {
-    const parent = stack[stack.length - 1];
-    if (parent === undefined) root = node;
-    else parent.entries.push({ name: name!, node });
-  };
+  const tree = new CastoreTreeBuilder(services.directories, options);
   try {
     const slots = fsNarSlots(path, {
       describe: true,
@@ -75,18 +61,13 @@ export async function ingestPath(
       for (const ev of slot.events) {
         switch (ev.t) {
           case "dir":
-            stack.push({ name: ev.name, entries: [] });
+            tree.enter(ev.name);
             break;
-          case "end": {
-            const frame = stack.pop()!;
-            const dir = Directory.fromEntries(frame.entries);
-            putter ??= services.directories.putMultiple(options);
-            await putter.put(dir, options);
-            place(frame.name, { type: "directory", digest: dir.digest(), size: dir.size });
+          case "end":
+            await tree.leave();
             break;
-          }
           case "symlink":
-            place(ev.name, { type: "symlink", target: ev.target });
+            tree.place(ev.name, { type: "symlink", target: ev.target });
             break;
           case "file": {
             const digest = b3Digest(ev.digest);
@@ -101,23 +82,20 @@ export async function ingestPath(
               await storeIfMissing(services.blobs, digest, contents, options);
             }
             init.onFile?.(ev.size);
-            place(ev.name, { type: "file", digest, size: ev.size, executable: ev.executable });
+            tree.place(ev.name, { type: "file", digest, size: ev.size, executable: ev.executable });
             break;
           }
         }
       }
     }
+    const root = tree.root;
     if (root === undefined) throw new StorageError(`ingest of '${path}': no root node`);
     await uploader.finish();
     await services.blobs.sync(options);
-    if (putter !== undefined) {
-      const p = putter;
-      putter = undefined;
-      await p.close(options);
-    }
+    await tree.commit();
     return { node: root, narSha256: sha.digest(), narSize };
   } catch (err) {
-    await putter?.abort(err);
+    await tree.abort(err);
     await uploader.finish().catch(() => undefined);
     throw err;
   }

@@ -17,13 +17,11 @@ import {
 import { bytesEqual, copyBytes, toHex } from "../../castore/bytes.js";
 import type { CallOptions } from "../../castore/call-options.js";
 import type { B3Digest } from "../../castore/digest.js";
-import type { DirectoryPutter } from "../../castore/directory/service.js";
-import { Directory } from "../../castore/directory.js";
-import type { Node } from "../../castore/node.js";
 import { IntegrityError, InvalidInputError } from "../../errors.js";
 import { readNar } from "../nar/reader.js";
 import { createSha256 } from "../sha256-node.js";
 import type { CastoreWriters, IngestResult } from "./ingest-source.js";
+import { CastoreTreeBuilder } from "./tree-builder.js";
 
 export interface NarIngestInit extends ConcurrentUploaderInit {
   /** Files up to this size are buffered and uploaded concurrently (default 1 MiB). */
@@ -34,10 +32,6 @@ export interface NarIngestInit extends ConcurrentUploaderInit {
   expectedNarSize?: number;
   /** Called with the number of NAR bytes read so far, for progress. */
   onProgress?: (narBytes: number) => void;
-}
-
-interface Frame {
-  readonly entries: { name: Uint8Array; node: Node }[];
 }
 
 /** Ingests a NAR stream; durable when it resolves (like `ingestSource`). */
@@ -65,31 +59,20 @@ export async function ingestNar(
     init.maxBytesInFlight === undefined ? {} : { maxBytesInFlight: init.maxBytesInFlight },
     options,
   );
-  let putter: DirectoryPutter | undefined;
-  const stack: Frame[] = [];
-  let root: Node | undefined;
-  const place = (path: readonly Uint8Array[], node: Node): void => {
-    const parent = stack[stack.length - 1];
-    if (parent === undefined) root = node;
-    else parent.entries.push({ name: path[path.length - 1]!, node });
-  };
+  const tree = new CastoreTreeBuilder(services.directories, options);
+  const last = (path: readonly Uint8Array[]): Uint8Array | undefined => path[path.length - 1];
 
   try {
     for await (const ev of readNar(hashed(), options.signal ? { signal: options.signal } : {})) {
       switch (ev.type) {
         case "directory":
-          stack.push({ entries: [] });
+          tree.enter(last(ev.path));
           break;
-        case "end": {
-          const frame = stack.pop()!;
-          const dir = Directory.fromEntries(frame.entries);
-          putter ??= services.directories.putMultiple(options);
-          await putter.put(dir, options);
-          place(ev.path, { type: "directory", digest: dir.digest(), size: dir.size });
+        case "end":
+          await tree.leave();
           break;
-        }
         case "symlink":
-          place(ev.path, { type: "symlink", target: ev.target });
+          tree.place(last(ev.path), { type: "symlink", target: ev.target });
           break;
         case "file": {
           let digest: B3Digest;
@@ -112,11 +95,17 @@ export async function ingestNar(
               throw err;
             }
           }
-          place(ev.path, { type: "file", digest, size: ev.size, executable: ev.executable });
+          tree.place(last(ev.path), {
+            type: "file",
+            digest,
+            size: ev.size,
+            executable: ev.executable,
+          });
           break;
         }
       }
     }
+    const root = tree.root;
     if (root === undefined) throw new InvalidInputError("NAR: empty input");
     const narSha256 = sha.digest();
     if (init.expectedNarSize !== undefined && init.expectedNarSize !== narSize) {
@@ -129,14 +118,10 @@ export async function ingestNar(
     }
     await uploader.finish();
     await services.blobs.sync(options);
-    if (putter !== undefined) {
-      const p = putter;
-      putter = undefined;
-      await p.close(options);
-    }
+    await tree.commit();
     return { node: root, narSha256, narSize };
   } catch (err) {
-    await putter?.abort(err);
+    await tree.abort(err);
     await uploader.finish().catch(() => undefined);
     throw err;
   }
