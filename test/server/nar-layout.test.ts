@@ -12,7 +12,6 @@ import { MemoryDirectoryService } from "../../src/castore/directory/memory.js";
 import type { Node } from "../../src/castore/node.js";
 import {
   blobRangeSource,
-  NarGeometry,
   renderListing,
   renderNarRange,
 } from "../../src/server/http/nar-layout.js";
@@ -20,6 +19,7 @@ import { ingestSource } from "../../src/store/import/ingest-source.js";
 import { ingestNar } from "../../src/store/import/nar-ingest.js";
 import { castoreNarSource, castoreReaders } from "../../src/store/nar/castore-source.js";
 import { fsNarSource } from "../../src/store/nar/fs-source.js";
+import { NarGeometry } from "../../src/store/nar/geometry.js";
 import { writeNar } from "../../src/store/nar/writer.js";
 import { corpusDir, corpusItems, FIXTURES } from "../helpers/corpus.js";
 import { collectBytes } from "../helpers/nar-tree.js";

@@ -135,15 +135,32 @@ export function narCommand(): Command {
   ).action(async (arg: string, opts: StoreFlags) => {
     // Loaded here: they pull in protobuf and BLAKE3, which `nar pack` does not need.
     const { castoreNarSource, castoreReaders } = await import("../../store/nar/castore-source.js");
+    const { NarRender, narRenderChunks } = await import("../../store/nar/castore-render-node.js");
+    const { NarGeometry } = await import("../../store/nar/geometry.js");
     const { resolveNode } = await import("../store-paths.js");
     await using stores = await openStores(opts);
     const { node } = await resolveNode(stores, arg);
     const transient = stdoutIsSynchronous();
-    const readers = castoreReaders(stores.blobs, stores.directories, {}, { transient });
-    await pipeToStdout(writeNar(castoreNarSource(node, readers), { transient }), { transient });
+    // The whole-tree renderer is faster but holds the directory closure in
+    // memory; beyond ~30 MiB of it, stream directory by directory instead.
+    const geometry = await NarGeometry.loadUpTo(node, stores.directories, 100_000);
+    let nar: AsyncIterable<Uint8Array>;
+    if (geometry !== undefined) {
+      const chunks = narRenderChunks(new NarRender(node, geometry, stores.blobs));
+      nar = transient ? chunks : copies(chunks);
+    } else {
+      const readers = castoreReaders(stores.blobs, stores.directories, {}, { transient });
+      nar = writeNar(castoreNarSource(node, readers), { transient });
+    }
+    await pipeToStdout(nar, { transient });
   });
 
   return nar;
+}
+
+/** Copies of chunks that are only valid until the next one (for consumers that keep them). */
+async function* copies(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  for await (const c of chunks) yield c.slice();
 }
 
 function collect(value: string, previous: string[]): string[] {

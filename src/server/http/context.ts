@@ -8,6 +8,7 @@ import { digestKey } from "../../castore/digest.js";
 import type { DirectoryService } from "../../castore/directory/service.js";
 import type { Node } from "../../castore/node.js";
 import type { Logger } from "../../observability/log.js";
+import { NarGeometry } from "../../store/nar/geometry.js";
 import { renderNarInfo } from "../../store/narinfo.js";
 import { nixbase32DecodeOrUndefined, nixbase32Encode } from "../../store/nixbase32.js";
 import { type PathInfo, pathInfoFingerprint, pathInfoToNarInfo } from "../../store/path-info.js";
@@ -15,7 +16,6 @@ import type { PathInfoService } from "../../store/pathinfo/service.js";
 import { type SecretKey, type Signature, sign, signaturesEqual } from "../../store/signature.js";
 import type { FastResponse } from "./fast-path.js";
 import type { NarIndex } from "./nar-index.js";
-import { NarGeometry } from "./nar-layout.js";
 
 export interface HttpCacheLimits {
   /** Request line + headers (Node's `maxHeaderSize`; larger gets 431). Default 16 KiB. */

@@ -5,13 +5,14 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { IntegrityError } from "../../errors.js";
+import { NarRender, narRenderChunks } from "../../store/nar/castore-render-node.js";
+import type { NarGeometry } from "../../store/nar/geometry.js";
 import { nixbase32Encode } from "../../store/nixbase32.js";
 import { parseStorePathHashPart, STORE_DIR } from "../../store/store-path.js";
 import { type Codec, canCompress, compress } from "./compression.js";
 import type { CacheContext, ResolvedNar } from "./context.js";
 import type { FastResponse } from "./fast-path.js";
-import { blobRangeSource, type NarGeometry, renderListing, renderNarRange } from "./nar-layout.js";
-import { NarRender, narRenderChunks, sendNarRender } from "./nar-render.js";
+import { blobRangeSource, renderListing, renderNarRange } from "./nar-layout.js";
 import { parseRange } from "./range.js";
 import {
   CACHE_IMMUTABLE,
@@ -21,6 +22,7 @@ import {
   sendError,
   sendStream,
 } from "./respond.js";
+import { sendNarRender } from "./send-nar.js";
 
 const NAR_TYPE = "application/x-nix-nar";
 

@@ -1,6 +1,6 @@
 /**
- * Whole NARs for the binary cache, rendered straight into recycled output
- * buffers that go to the socket one write each.
+ * Whole NARs rendered from castore straight into recycled output buffers
+ * (the binary cache's NAR responses, `strata nar dump`). Node-only (Buffers).
  *
  * What this saves over the generic NAR writer (src/store/nar/writer.ts) fed
  * by castore readers (NOTES.md, "Binary cache vs nginx"):
@@ -26,23 +26,22 @@
  * through `openRead`, and a reader without `readInto` is streamed and copied.
  * The bytes are the same as the NAR writer's (the tests compare them).
  */
-import type { ServerResponse } from "node:http";
 import type { BlobReader, BlobService } from "../../castore/blob/service.js";
 import type { CallOptions } from "../../castore/call-options.js";
 import { type B3Digest, formatB3 } from "../../castore/digest.js";
 import type { Entry, FileNode, Node } from "../../castore/node.js";
 import { AbortedError, IntegrityError } from "../../errors.js";
+import type { NarGeometry } from "./geometry.js";
 import {
-  CLOSE,
-  DIRECTORY_HEAD,
-  ENTRY_HEAD,
-  EXECUTABLE_HEAD,
-  MAGIC,
-  type NarGeometry,
-  NODE,
-  REGULAR_HEAD,
-  SYMLINK_HEAD,
-} from "./nar-layout.js";
+  NAR_CLOSE as CLOSE,
+  NAR_DIRECTORY as DIRECTORY_HEAD,
+  NAR_ENTRY as ENTRY_HEAD,
+  NAR_EXECUTABLE as EXECUTABLE_HEAD,
+  NAR_MAGIC as MAGIC,
+  NAR_NODE as NODE,
+  NAR_REGULAR as REGULAR_HEAD,
+  NAR_SYMLINK as SYMLINK_HEAD,
+} from "./tokens.js";
 
 /**
  * The small-blob read of objectstore+file (FsObjectStoreBlobService): the
@@ -417,35 +416,6 @@ function sizeMismatch(digest: B3Digest, actual: number, expected: number): Integ
   return new IntegrityError(
     `blob ${formatB3(digest)} has ${actual > expected ? "more" : "fewer"} bytes than the tree says (${expected})`,
   );
-}
-
-/**
- * Writes the whole render to the response (not ended) and resolves to the
- * number of bytes. Buffers go back to the render as the socket is done with
- * them, which is the backpressure. Bytes beyond `size` are an
- * IntegrityError before they are written; so is ending short of it.
- */
-export async function sendNarRender(
-  res: ServerResponse,
-  render: NarRender,
-  size: number,
-  what: string,
-): Promise<number> {
-  let n = 0;
-  try {
-    for (;;) {
-      const slot = await render.next();
-      if (slot === undefined) break;
-      if (res.destroyed) throw new AbortedError("the client closed the connection");
-      n += slot.len;
-      if (n > size) throw new IntegrityError(`${what} is longer than its recorded size ${size}`);
-      res.write(slot.buf.subarray(0, slot.len), (err) => render.release(slot, err == null));
-    }
-  } finally {
-    render.cancel();
-  }
-  if (n !== size) throw new IntegrityError(`${what} has ${n} bytes, its recorded size is ${size}`);
-  return n;
 }
 
 /**
