@@ -2,7 +2,7 @@
  * The edge between the domain Directory and the `castore.v1.Directory`
  * protobuf message: canonical encoding and strict decoding.
  */
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { InvalidInputError } from "../errors.js";
 import {
   type Directory as DirectoryPb,
@@ -12,7 +12,7 @@ import {
 } from "../proto/gen/tvix/castore/v1/castore_pb.js";
 import { compareBytes } from "./bytes.js";
 import { type B3Digest, b3Digest } from "./digest.js";
-import { decodeDirectoryWire } from "./directory-wire.js";
+import { decodeDirectoryWire, encodeDirectoryWire } from "./directory-wire.js";
 import { type Entry, type Node, symlinkTargetProblem, validateNode } from "./node.js";
 import { pathComponent, showName } from "./path-component.js";
 
@@ -48,7 +48,7 @@ export function directoryToProto(entries: readonly Entry[]): DirectoryPb {
 
 /** Canonical encoding: fields in number order, defaults omitted, no unknown fields. */
 export function encodeDirectoryEntries(entries: readonly Entry[]): Uint8Array {
-  return toBinary(DirectorySchema, directoryToProto(entries));
+  return encodeDirectoryWire(entries);
 }
 
 function toSize(v: bigint, context: string): number {

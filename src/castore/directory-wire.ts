@@ -178,3 +178,84 @@ export function decodeDirectoryWire(bytes: Uint8Array): Entry[] {
   }
   return out;
 }
+
+/** Bytes of a varint. */
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 128) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+function putVarint(out: Uint8Array, at: number, n: number): number {
+  while (n >= 128) {
+    out[at++] = (n % 128) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  out[at++] = n;
+  return at;
+}
+
+/** Size of a LEN field (key byte, length, bytes); 0 for empty bytes (proto3 omits defaults). */
+function bytesFieldSize(b: Uint8Array): number {
+  return b.length === 0 ? 0 : 1 + varintSize(b.length) + b.length;
+}
+
+function putBytesField(out: Uint8Array, at: number, key: number, b: Uint8Array): number {
+  if (b.length === 0) return at;
+  out[at++] = key;
+  at = putVarint(out, at, b.length);
+  out.set(b, at);
+  return at + b.length;
+}
+
+function nodeBodySize(e: Entry): number {
+  const n = e.node;
+  let size = bytesFieldSize(e.name);
+  if (n.type === "symlink") return size + bytesFieldSize(n.target);
+  size += bytesFieldSize(n.digest);
+  if (n.size !== 0) size += 1 + varintSize(n.size);
+  if (n.type === "file" && n.executable) size += 2;
+  return size;
+}
+
+const FIELD_OF = { directory: 1, file: 2, symlink: 3 } as const;
+
+/**
+ * The canonical encoding of a Directory (what protobuf-es's `toBinary`
+ * writes: the three lists in field order, each in name order, defaults
+ * omitted), without building protobuf messages. `entries` are sorted by name.
+ */
+export function encodeDirectoryWire(entries: readonly Entry[]): Uint8Array {
+  const bodies = entries.map(nodeBodySize);
+  let total = 0;
+  for (const b of bodies) total += 1 + varintSize(b) + b;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const field of [1, 2, 3]) {
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      if (FIELD_OF[e.node.type] !== field) continue;
+      out[at++] = (field << 3) | LEN;
+      at = putVarint(out, at, bodies[i]!);
+      at = putBytesField(out, at, 0x0a, e.name);
+      const n = e.node;
+      if (n.type === "symlink") {
+        at = putBytesField(out, at, 0x12, n.target);
+        continue;
+      }
+      at = putBytesField(out, at, 0x12, n.digest);
+      if (n.size !== 0) {
+        out[at++] = 0x18;
+        at = putVarint(out, at, n.size);
+      }
+      if (n.type === "file" && n.executable) {
+        out[at++] = 0x20;
+        out[at++] = 1;
+      }
+    }
+  }
+  return out;
+}

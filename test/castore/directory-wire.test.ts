@@ -1,11 +1,11 @@
 /** The direct Directory decoder against protobuf-es + directoryFromProto (the reference). */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { fromBinary } from "@bufbuild/protobuf";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { hashB3 } from "../../src/castore/digest.js";
 import { Directory } from "../../src/castore/directory.js";
-import { directoryFromProto } from "../../src/castore/directory-proto.js";
-import { decodeDirectoryWire } from "../../src/castore/directory-wire.js";
+import { directoryFromProto, directoryToProto } from "../../src/castore/directory-proto.js";
+import { decodeDirectoryWire, encodeDirectoryWire } from "../../src/castore/directory-wire.js";
 import type { Entry } from "../../src/castore/node.js";
 import { DirectorySchema } from "../../src/proto/gen/tvix/castore/v1/castore_pb.js";
 
@@ -75,6 +75,43 @@ function randomDirectory(r: () => number, i: number): Directory {
 }
 
 describe("Directory wire decoder", () => {
+  test("encodes 2,000 random directories byte for byte like protobuf-es's toBinary", () => {
+    const r = rng(4242);
+    for (let i = 0; i < 2000; i++) {
+      const d = randomDirectory(r, i);
+      const reference = toBinary(DirectorySchema, directoryToProto(d.entries));
+      assert.deepEqual(encodeDirectoryWire(d.entries), reference);
+    }
+    // Edge values: sizes 0 and 2^53-1, a non-ASCII name.
+    const edge = Directory.fromEntries([
+      {
+        name: "z",
+        node: { type: "file", digest: hashB3(new Uint8Array([1])), size: 0, executable: true },
+      },
+      {
+        name: "y",
+        node: {
+          type: "file",
+          digest: hashB3(new Uint8Array([3])),
+          size: Number.MAX_SAFE_INTEGER,
+          executable: false,
+        },
+      },
+      {
+        name: "é",
+        node: {
+          type: "directory",
+          digest: hashB3(new Uint8Array([2])),
+          size: 2 ** 40,
+        },
+      },
+    ]);
+    assert.deepEqual(
+      encodeDirectoryWire(edge.entries),
+      toBinary(DirectorySchema, directoryToProto(edge.entries)),
+    );
+  });
+
   test("decodes 500 random directories exactly like protobuf-es", () => {
     const r = rng(12345);
     for (let i = 0; i < 500; i++) {
