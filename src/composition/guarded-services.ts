@@ -38,6 +38,21 @@ abstract class Guarded<S extends { close(): Promise<void> }> {
 }
 
 export class GuardedBlobService extends Guarded<BlobService> implements BlobService {
+  // The optional fast paths exist exactly when the inner service has them.
+  readonly putBytes?: (data: Uint8Array, options?: CallOptions) => Promise<B3Digest>;
+  readonly hasLocal?: (digest: B3Digest, size: number) => boolean;
+
+  constructor(inner: BlobService, guard: CallGuard) {
+    super(inner, guard);
+    const { putBytes, hasLocal } = inner;
+    if (putBytes !== undefined) {
+      this.putBytes = (data, options) =>
+        this.guard.call("putBytes", options, (o) => putBytes.call(inner, data, o));
+    }
+    if (hasLocal !== undefined)
+      this.hasLocal = (digest, size) => hasLocal.call(inner, digest, size);
+  }
+
   has(digest: B3Digest, options?: CallOptions): Promise<boolean> {
     return this.guard.call("has", options, (o) => this.inner.has(digest, o));
   }

@@ -13,11 +13,13 @@ import { CacheBlobService } from "../../src/castore/blob/combinators/cache.js";
 import { MemoryBlobService } from "../../src/castore/blob/memory.js";
 import type { BlobService } from "../../src/castore/blob/service.js";
 import { sleep } from "../../src/castore/combinators/support.js";
+import { hashB3 } from "../../src/castore/digest.js";
 import { defineServiceType, type Registry } from "../../src/composition/registry.js";
 import { ConfigError, StorageError } from "../../src/errors.js";
 import { samplePathInfo } from "../conformance/pathinfo.js";
 import { compose } from "../helpers/composition.js";
 import { statsOf, testRegistry } from "../helpers/test-types.js";
+import { tempDir } from "../helpers/tmp.js";
 
 /** Counters of the `probe` test type: builds and closes per instance name. */
 interface Probes {
@@ -252,6 +254,30 @@ delay_ms = 30
     // One after another: at least 3 x 30 ms (a lower bound, never flaky).
     assert.ok(performance.now() - start >= 85);
     assert.equal(statsOf(await composition.service("pathinfo", "slow")).calls.get, 3);
+  });
+
+  test("common options keep the optional blob fast paths exactly when the inner store has them", async (t) => {
+    const dir = tempDir(t);
+    const { composition } = compose(`
+[blobservices.root]
+type = "objectstore"
+object_store_url = "file://${dir}"
+timeout_ms = 5000
+[blobservices.mem]
+type = "memory"
+timeout_ms = 5000
+`);
+    t.after(() => composition.close());
+    const root = await composition.service("blob");
+    const data = new TextEncoder().encode("through the guard");
+    assert.ok(root.putBytes !== undefined && root.hasLocal !== undefined);
+    const digest = await root.putBytes(data);
+    assert.deepEqual(digest, hashB3(data));
+    assert.equal(root.hasLocal(digest, data.length), true);
+    assert.equal(await root.has(digest), true);
+    const mem = await composition.service("blob", "mem");
+    assert.equal(mem.putBytes, undefined);
+    assert.equal(mem.hasLocal, undefined);
   });
 
   test("a URL entry with ?cache= builds the same graph as the table", async (t) => {
