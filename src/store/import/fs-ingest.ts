@@ -14,7 +14,7 @@ import { ConcurrentBlobUploader } from "../../castore/blob/concurrent-uploader.j
 import type { CallOptions } from "../../castore/call-options.js";
 import { b3Digest } from "../../castore/digest.js";
 import { StorageError } from "../../errors.js";
-import { fsNarSlots } from "../nar/fs-nar-stream.js";
+import { fsNarSlots, worthAThread } from "../nar/fs-nar-stream.js";
 import { fileContents, fsNarSource } from "../nar/fs-source.js";
 import { createSha256 } from "../sha256-node.js";
 import {
@@ -26,9 +26,6 @@ import {
 } from "./ingest-source.js";
 import { CastoreTreeBuilder } from "./tree-builder.js";
 
-/** A lone file or symlink below this is ingested in-process: a thread costs more to start. */
-const IN_PROCESS_MAX = 4 << 20;
-
 /** Ingests the tree at `path`; durable when it resolves (like `ingestSource`). */
 export async function ingestPath(
   path: string,
@@ -37,7 +34,7 @@ export async function ingestPath(
   options: CallOptions = {},
 ): Promise<IngestResult> {
   const st = lstatSync(path);
-  if (!st.isDirectory() && st.size < IN_PROCESS_MAX) {
+  if (!worthAThread(st)) {
     const source = fsNarSource(path, { reuseBuffer: true });
     return ingestSource(source, services, { ...init, transient: true }, options);
   }

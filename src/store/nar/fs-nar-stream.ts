@@ -31,6 +31,11 @@ export interface FsNarStreamOptions {
 
 /** Below this, a lone file or symlink is serialised in-process: starting a thread costs more. */
 const IN_PROCESS_MAX = 4 << 20;
+
+/** Whether a root with these stats is cheaper to serialise in-process than in a worker thread. */
+export function worthAThread(st: { isDirectory(): boolean; size: number }): boolean {
+  return st.isDirectory() || st.size >= IN_PROCESS_MAX;
+}
 const RING: RingShape = { slots: 4, slotSize: 256 << 10 };
 /** Files up to a slot are stored from the ring: large slots keep most files there. */
 const DESCRIBE_RING: RingShape = { slots: 8, slotSize: 1 << 20 };
@@ -42,7 +47,7 @@ export function fsNarStream(
 ): AsyncGenerator<Uint8Array, void, undefined> {
   const transient = options.transient ?? true;
   const st = lstatSync(path);
-  if (!st.isDirectory() && st.size < IN_PROCESS_MAX) {
+  if (!worthAThread(st)) {
     return writeNar(fsNarSource(path, { reuseBuffer: transient }), {
       transient,
       ...(options.signal === undefined ? {} : { signal: options.signal }),
