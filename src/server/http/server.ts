@@ -15,6 +15,8 @@
  * No overall request timeout (big uploads take long); headers must arrive
  * within 60 s.
  */
+
+import { setMaxListeners } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createNetServer, type Server as NetServer } from "node:net";
 import { AbortedError, formatErrorChain } from "../../errors.js";
@@ -79,7 +81,8 @@ export class HttpCacheServer {
   readonly #server: Server;
   readonly #net: NetServer;
   readonly #front: FastFront;
-  readonly #shutdown = new AbortController();
+  /** One listener per request in flight (removed when it ends): no listener cap. */
+  readonly #shutdown = withoutListenerCap(new AbortController());
   readonly #ownIndex: NarIndex | undefined;
   #bound: BoundListener | undefined;
   #inFlight = 0;
@@ -326,4 +329,9 @@ export class HttpCacheServer {
         );
     }
   }
+}
+
+function withoutListenerCap(c: AbortController): AbortController {
+  setMaxListeners(0, c.signal);
+  return c;
 }
