@@ -47,11 +47,15 @@ function bindInScope(
   };
 }
 
+/** Only where measured (Node 20): newer releases keep their own `bind` untouched. */
+const SWAP_BIND = Number(process.versions.node.split(".")[0]) <= 20;
+
 function request(
   h2: ClientHttp2Session,
   headers: OutgoingHttpHeaders,
   options: ClientSessionRequestOptions | undefined,
 ): ClientHttp2Stream {
+  if (!SWAP_BIND) return h2.request(headers, options);
   AsyncResource.prototype.bind = bindInScope as unknown as typeof nodeBind;
   try {
     return h2.request(headers, options);
