@@ -40,6 +40,8 @@ class Wire {
     for (let i = 0; i < 10; i++) {
       if (this.pos >= this.end) throw new Malformed("truncated varint");
       const b = this.buf[this.pos++]!;
+      // A 64-bit varint's 10th byte holds one bit (prost rejects more; protobuf-es wraps).
+      if (i === 9 && b > 1) throw new Malformed("varint larger than 64 bits");
       result += (b & 0x7f) * scale;
       if (b < 0x80) return result > Number.MAX_SAFE_INTEGER ? Number.POSITIVE_INFINITY : result;
       scale *= 128;
@@ -78,6 +80,8 @@ function readNode(w: Wire, kind: number): Raw {
   const [start, end] = w.len();
   const r = new Wire(w.buf, start, end);
   const out: Raw = { name: EMPTY, digest: EMPTY, size: 0, executable: false, target: EMPTY };
+  // Reported once the node is read, so the message can name the entry.
+  let unknown = false;
   while (r.pos < end) {
     const key = r.varint();
     const field = Math.floor(key / 8);
@@ -89,16 +93,32 @@ function readNode(w: Wire, kind: number): Raw {
     } else if (field === 3 && type === VARINT && kind !== 3) out.size = r.varint();
     else if (field === 4 && type === VARINT && kind === 2) out.executable = r.varint() !== 0;
     else if (known(kind, field)) throw new Malformed(`field ${field} has wire type ${type}`);
-    else
-      throw new InvalidInputError(
-        `directory: ${KIND[kind]} entry: unknown protobuf fields are not allowed`,
-      );
+    else {
+      unknown = true;
+      skipField(r, type);
+    }
+  }
+  if (unknown) {
+    throw new InvalidInputError(
+      `directory: ${KIND[kind]} entry ${showName(out.name)}: unknown protobuf fields are not allowed`,
+    );
   }
   w.pos = end;
   return out;
 }
 
 const KIND = ["", "directory", "file", "symlink"] as const;
+
+/** Steps over a field of an unknown number (to read the entry's name before reporting it). */
+function skipField(r: Wire, type: number): void {
+  if (type === VARINT) r.varint();
+  else if (type === LEN) r.len();
+  else if (type === 1 || type === 5) {
+    const n = type === 1 ? 8 : 4;
+    if (r.end - r.pos < n) throw new Malformed("truncated fixed-width field");
+    r.pos += n;
+  } else throw new Malformed(`wire type ${type} is not supported`);
+}
 
 function known(kind: number, field: number): boolean {
   return field >= 1 && field <= (kind === 2 ? 4 : kind === 1 ? 3 : 2);

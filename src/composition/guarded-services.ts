@@ -1,7 +1,8 @@
 /**
  * The services with common options applied (common-options.ts): every
  * request goes through the instance's CallGuard (timeout, concurrency
- * limit), every stream item through its timeout; uploads pass untimed.
+ * limit), every stream item through its timeout; streamed uploads pass
+ * untimed (their length is the caller's), whole-blob `putBytes` is a request.
  */
 import type {
   BlobReader,

@@ -171,6 +171,20 @@ describe("Directory wire decoder", () => {
     assert.notEqual(got, "rejected");
   });
 
+  test("a varint beyond 64 bits is malformed; an unknown field names its entry", () => {
+    const digest = hashB3(new Uint8Array([1]));
+    const node = (extra: number[]): Uint8Array => {
+      const file = [0x0a, 0x01, 0x66, 0x12, 0x20, ...digest, ...extra];
+      return new Uint8Array([0x12, file.length, ...file]);
+    };
+    const tooBig = node([0x20, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02]);
+    assert.throws(() => decodeDirectoryWire(tooBig), /malformed protobuf/);
+    assert.throws(
+      () => decodeDirectoryWire(node([0x38, 0x01])),
+      /file entry "f": unknown protobuf fields/,
+    );
+  });
+
   test("the input buffer may be reused afterwards: entries hold copies (also of a Buffer)", () => {
     const bytes = Buffer.from(randomDirectory(rng(9), 1).encode());
     const decoded = decodeDirectoryWire(bytes);

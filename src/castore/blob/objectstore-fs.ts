@@ -298,8 +298,14 @@ export class FsObjectStoreBlobService implements BlobService {
       return this.#small.doesExist(digest);
     }
     try {
-      const st = statSync(this.blobPath(digest), { throwIfNoEntry: false });
-      return st !== undefined && isCompleteBlob(st, digest);
+      const path = this.blobPath(digest);
+      const st = statSync(path, { throwIfNoEntry: false });
+      if (st === undefined || !isCompleteBlob(st, digest)) return false;
+      // It may have been renamed into place by a process that crashed before
+      // syncing: whoever relies on it now gets it synced by the next sync().
+      this.#unsyncedFiles.add(path);
+      this.#unsyncedDirs.add(dirname(path));
+      return true;
     } catch {
       return false; // "don't know": the caller stores it, and that path reports errors
     }
