@@ -848,11 +848,7 @@ class InMemoryBlobReader implements BlobReader {
     options?: CallOptions,
   ): Promise<void> {
     this.#check(position, options);
-    if (!Number.isSafeInteger(length) || length < 0 || position + length > this.size) {
-      throw new InvalidInputError(
-        `blob read: ${length} bytes at ${position} outside 0..${this.size}`,
-      );
-    }
+    checkReadInto(this.size, target, targetOffset, length, position, "a blob");
     target.set(this.#data.subarray(position, position + length), targetOffset);
   }
 
@@ -926,19 +922,7 @@ class FsBlobReader implements BlobReader {
     options?: CallOptions,
   ): Promise<void> {
     this.#check(options);
-    if (
-      !Number.isSafeInteger(length) ||
-      length < 0 ||
-      !Number.isSafeInteger(position) ||
-      position < 0 ||
-      position + length > this.size ||
-      targetOffset < 0 ||
-      targetOffset + length > target.length
-    ) {
-      throw new InvalidInputError(
-        `read of ${this.#what}: ${length} bytes at ${position} into ${targetOffset} outside the blob or the target`,
-      );
-    }
+    checkReadInto(this.size, target, targetOffset, length, position, this.#what);
     await this.#readAt(position, length, target, targetOffset);
   }
 
@@ -1048,6 +1032,30 @@ function errno(err: unknown): string | undefined {
 }
 
 /** mkdir that reports whether it created the directory. */
+/** The bounds of a `readInto`: inside the blob and inside the target, or InvalidInputError. */
+function checkReadInto(
+  size: number,
+  target: Uint8Array,
+  targetOffset: number,
+  length: number,
+  position: number,
+  what: string,
+): void {
+  if (
+    !Number.isSafeInteger(length) ||
+    length < 0 ||
+    !Number.isSafeInteger(position) ||
+    position < 0 ||
+    position + length > size ||
+    targetOffset < 0 ||
+    targetOffset + length > target.length
+  ) {
+    throw new InvalidInputError(
+      `read of ${what}: ${length} bytes at ${position} into ${targetOffset} outside the blob or the target`,
+    );
+  }
+}
+
 async function mkdirNew(path: string): Promise<boolean> {
   try {
     await fsp.mkdir(path);

@@ -41,7 +41,7 @@ import {
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
 import type { BlobService } from "../../castore/blob/service.js";
-import { B3_DIGEST_LENGTH, type B3Digest, formatB3 } from "../../castore/digest.js";
+import { formatB3 } from "../../castore/digest.js";
 import {
   BlobChunkDecoder,
   blobChunkPrefix,
@@ -53,6 +53,7 @@ import {
   PutBlobResponseSchema,
   ReadBlobRequestSchema,
 } from "../../proto/gen/tvix/castore/v1/rpc_blobstore_pb.js";
+import { blobDigest } from "./handlers.js";
 
 /** What a handler gets besides its request (the part of connect's HandlerContext ours use). */
 export interface FastContext {
@@ -585,16 +586,6 @@ function write(stream: ServerHttp2Stream, data: Uint8Array): Promise<void> {
   });
 }
 
-function checkDigest(bytes: Uint8Array): B3Digest {
-  if (bytes.length !== B3_DIGEST_LENGTH) {
-    throw new ConnectError(
-      `invalid digest length ${bytes.length} (a BLAKE3 digest has 32 bytes)`,
-      Code.InvalidArgument,
-    );
-  }
-  return bytes as B3Digest;
-}
-
 async function fastRead(call: FastCall, env: FastEnv): Promise<void> {
   const payload = await call.readMessage();
   let digestBytes: Uint8Array;
@@ -609,7 +600,7 @@ async function fastRead(call: FastCall, env: FastEnv): Promise<void> {
       cause,
     );
   }
-  const digest = checkDigest(digestBytes);
+  const digest = blobDigest(digestBytes);
   const signal = call.signal;
   const reader = await env.blobs.openRead(digest, { signal });
   if (reader === undefined)

@@ -52,7 +52,8 @@ export interface ServedStores {
   readonly pathInfos: PathInfoService;
 }
 
-function blobDigest(bytes: Uint8Array): B3Digest {
+/** A digest field from the wire, or INVALID_ARGUMENT. */
+export function blobDigest(bytes: Uint8Array): B3Digest {
   if (bytes.length !== B3_DIGEST_LENGTH) {
     throw new ConnectError(
       `invalid digest length ${bytes.length} (a BLAKE3 digest has 32 bytes)`,

@@ -16,6 +16,7 @@
  * NOT_SERVING to health checks, waits for running calls up to the grace
  * period, then cancels what is left (the stores see their signals fire).
  */
+
 import { setMaxListeners } from "node:events";
 import { createServer as createHttp1Server, type Server as Http1Server } from "node:http";
 import {
@@ -48,6 +49,7 @@ import {
 import { NarCalculator } from "../../store/nar/calculate.js";
 import type { PathInfo } from "../../store/path-info.js";
 import { encodePathInfoWith } from "../../store/path-info-proto.js";
+import type { PathInfoService } from "../../store/pathinfo/service.js";
 import {
   allocMessage,
   type FastContext,
@@ -152,21 +154,23 @@ export class GrpcServer {
         impl: directory.get as unknown as Impl<"server-stream">,
       });
       // Path infos are encoded directly (encodePathInfo), not through protobuf-es.
+      const pathInfos = this.#stores.pathInfos;
+      const encoded = <Req>(
+        handle: (store: PathInfoService, req: Req, signal: AbortSignal) => Promise<PathInfo>,
+      ): Impl<"unary-encoded"> =>
+        (async (req: Req, ctx: FastContext) =>
+          encodeAnswer(
+            await handle(pathInfos, req, ctx.signal),
+          )) as unknown as Impl<"unary-encoded">;
       add(s.pathInfo, "Get", {
         kind: "unary-encoded",
         method: s.pathInfo.method.get,
-        impl: (async (req: GetPathInfoRequest, ctx: FastContext) =>
-          encodeAnswer(
-            await getPathInfo(this.#stores.pathInfos, req, ctx.signal),
-          )) as unknown as Impl<"unary-encoded">,
+        impl: encoded<GetPathInfoRequest>(getPathInfo),
       });
       add(s.pathInfo, "Put", {
         kind: "unary-encoded",
         method: s.pathInfo.method.put,
-        impl: (async (req: PutPathInfoRequest, ctx: FastContext) =>
-          encodeAnswer(
-            await putPathInfo(this.#stores.pathInfos, req, ctx.signal),
-          )) as unknown as Impl<"unary-encoded">,
+        impl: encoded<PutPathInfoRequest>(putPathInfo),
       });
       add(s.pathInfo, "CalculateNAR", {
         kind: "unary",
