@@ -57,16 +57,21 @@ test("SIGKILL during writes: synced blobs survive, nothing partial is visible", 
       visible++;
     }
   }
-  // Small blobs live in the LMDB under small/: every committed value must
-  // hash to its key too.
+  // Small blobs: inline in the LMDB under small/ ("blobs"), or in packs
+  // under packs/ located by "packed". Every indexed one must hash to its key.
   const env = open<Uint8Array, Uint8Array>({ path: join(root, "small"), readOnly: true });
-  const db = env.openDB<Uint8Array, Uint8Array>({
-    name: "blobs",
-    keyEncoding: "binary",
-    encoding: "binary",
-  });
-  for (const { key, value } of db.getRange()) {
+  const db = (name: string) =>
+    env.openDB<Uint8Array, Uint8Array>({ name, keyEncoding: "binary", encoding: "binary" });
+  for (const { key, value } of db("blobs").getRange()) {
     assert.equal(toHex(blake3(value)), toHex(key), "a small blob in LMDB is partial or corrupt");
+    visible++;
+  }
+  for (const key of db("packed").getKeys()) {
+    const r = await store.openRead(b3Digest(Uint8Array.from(key)));
+    assert.ok(r, `indexed packed blob ${toHex(key)} cannot be opened`);
+    const content = await r.read(0, r.size);
+    await r.close();
+    assert.equal(toHex(blake3(content)), toHex(key), "a packed small blob is partial or corrupt");
     visible++;
   }
   await env.close();

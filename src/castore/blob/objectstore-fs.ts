@@ -11,12 +11,13 @@
  *                              on open. Files are created read-only (0444): content
  *                              never changes once named.
  *   root/tmp/<32 hex>.tmp      a blob being written (random name, O_CREAT|O_EXCL).
- *   root/small/                an LMDB environment holding blobs of at most
- *                              `smallBlobMaxBytes` (default 64 KiB), keyed by digest.
+ *   root/small/, root/packs/   blobs of at most `smallBlobMaxBytes` (default 64 KiB):
+ *                              an LMDB index and append-only pack files
+ *                              (objectstore-fs-small.ts).
  *
- * Small blobs go to LMDB because one file per blob makes importing 20,000
- * small files cost 20,000 creates, renames and fsyncs (seconds); LMDB
- * batches them into a few transactions and one flush.
+ * Small blobs are packed because one file per blob makes importing 20,000
+ * small files cost 20,000 creates, renames and fsyncs (seconds); packs
+ * take them in a few appends, one fdatasync and one index commit.
  *
  * A writer streams into its temp file while hashing, and `close()` renames the
  * temp file to its digest's name (rename is atomic: a name either does not
@@ -26,11 +27,11 @@
  * aborted or killed writer leaves nothing visible; its temp file is deleted by
  * the next open once it is older than `staleTempAgeMs`.
  *
- * Durability: close() renames (or commits to LMDB) but does not fsync. The service remembers every
+ * Durability: close() renames (or appends to a pack) but does not fsync. The service remembers every
  * blob file named (or found already named) since the last sync, with its
  * shard directory; `sync()` fsyncs those files, then the directories, in
- * parallel with bounded concurrency, and waits for LMDB's flush of the
- * small-blob commits. An import pays one group sync instead of an fsync per
+ * parallel with bounded concurrency, and syncs the
+ * small blobs' pack and index. An import pays one group sync instead of an fsync per
  * blob (BlobService.sync contract).
  */
 import { randomBytes } from "node:crypto";
@@ -50,7 +51,6 @@ import {
 import type { FileHandle } from "node:fs/promises";
 import * as fsp from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import { type Database, open as openLmdb, type RootDatabase } from "lmdb";
 import {
   AbortedError,
   IntegrityError,
@@ -62,6 +62,7 @@ import {
 import { type Blake3Hasher, createBlake3 } from "../blake3.js";
 import type { CallOptions } from "../call-options.js";
 import { type B3Digest, formatB3, hashB3 } from "../digest.js";
+import { fsyncDir, SmallBlobs } from "./objectstore-fs-small.js";
 import type { BlobReader, BlobService, BlobWriter, ChunkMeta, StreamOptions } from "./service.js";
 
 const KiB = 1024;
@@ -93,7 +94,7 @@ export interface FsObjectStoreOptions {
   staleTempAgeMs?: number;
   /** Parallel fsyncs in `sync()`. Default 32; 1..1024. */
   syncConcurrency?: number;
-  /** Blobs up to this size live in the LMDB under `root/small`. Default 64 KiB; 0 (off)..1 MiB. */
+  /** Blobs up to this size live in packs under `root/packs` (index: LMDB under `root/small`). Default 64 KiB; 0 (off)..1 MiB. */
   smallBlobMaxBytes?: number;
 }
 
@@ -150,9 +151,8 @@ export class FsObjectStoreBlobService implements BlobService {
   #unsyncedDirs = new Set<string>();
   /** Syncs run one after another, so a sync also covers the files an earlier, still running one took. */
   #syncChain: Promise<void> = Promise.resolve();
-  /** The small-blob LMDB (opened by #init). */
-  #smallEnv: RootDatabase<Uint8Array, Uint8Array> | undefined;
-  #small: Database<Uint8Array, Uint8Array> | undefined;
+  /** Small-blob storage (opened by #init; objectstore-fs-small.ts). */
+  #small: SmallBlobs | undefined;
 
   /**
    * Starts opening the store; the first call waits for it and reports its
@@ -178,7 +178,7 @@ export class FsObjectStoreBlobService implements BlobService {
   async has(digest: B3Digest, options?: CallOptions): Promise<boolean> {
     await this.#enter(options);
     try {
-      if (this.#small?.doesExist(digest)) return true;
+      if (this.#small?.has(digest)) return true;
       // Synchronous on purpose: a stat is ~2 us, a thread-pool round trip ~50 us,
       // and imports ask this once per file.
       // throwIfNoEntry: a miss is the common case, and building an ENOENT error costs more than the stat.
@@ -224,14 +224,16 @@ export class FsObjectStoreBlobService implements BlobService {
    * on it. Larger blobs return "large" and get a streaming reader.
    */
   #readSmall(digest: B3Digest): BlobReader | undefined | "large" {
-    const inDb = this.#small?.getBinary(digest);
-    if (inDb !== undefined) {
-      // getBinary returns a copy we own. Like blob files, it is not re-hashed:
-      // this is local storage that only ever receives verified content.
-      return new InMemoryBlobReader(
-        new Uint8Array(inDb.buffer, inDb.byteOffset, inDb.byteLength),
-        this,
-      );
+    let inSmall: Uint8Array | undefined;
+    try {
+      inSmall = this.#small?.get(digest);
+    } catch (err) {
+      throw this.#error(`reading blob ${formatB3(digest)}`, err);
+    }
+    if (inSmall !== undefined) {
+      // A copy we own. Like blob files, it is not re-hashed: this is local
+      // storage that only ever receives verified content.
+      return new InMemoryBlobReader(inSmall, this);
     }
     let fd: number;
     try {
@@ -262,22 +264,21 @@ export class FsObjectStoreBlobService implements BlobService {
   }
 
   /**
-   * A small blob's bytes straight out of the small-blob LMDB, without the
-   * copy into a fresh buffer `openRead` makes (an allocation, a copy and GC
-   * work per blob, a quarter of a NAR render of many small files). The view
-   * is lmdb-js's reusable read buffer: it is valid only until the next read
-   * of any LMDB database in this process, so the caller copies it out at
-   * once, synchronously. Undefined when the blob is not stored there (a blob
+   * A small blob's bytes in a reused buffer, without the copy into a fresh
+   * one `openRead` makes (an allocation, a copy and GC work per blob, a
+   * quarter of a NAR render of many small files). The view is valid only
+   * until the next read of small blobs or of any LMDB database in this
+   * process, so the caller copies it out at once, synchronously. Undefined when the blob is not stored there (a blob
    * file, missing, or the store not open yet): use `openRead`. Not re-hashed,
    * like every local read (see #readSmall).
    */
   peekSmall(digest: B3Digest): Uint8Array | undefined {
     this.#checkOpen();
-    const b = this.#small?.getBinaryFast(digest);
-    // lmdb-js's buffer is larger than the value: its `length` is a property
-    // set to the value's size, which TypedArray methods (set, subarray of
-    // the whole) do not see. A view of exactly the value, no copy.
-    return b === undefined ? undefined : b.subarray(0, b.length);
+    try {
+      return this.#small?.peek(digest);
+    } catch (err) {
+      throw this.#error(`reading blob ${formatB3(digest)}`, err);
+    }
   }
 
   openWrite(options?: CallOptions): BlobWriter {
@@ -289,13 +290,13 @@ export class FsObjectStoreBlobService implements BlobService {
   }
 
   /**
-   * Small blobs are answered from the small-blob LMDB alone (no stat of a
+   * Small blobs are answered from the small-blob index alone (no stat of a
    * file that, at that size, would not be there); larger ones by a stat.
    */
   hasLocal(digest: B3Digest, size: number): boolean {
     if (this.#closed) return false;
     if (this.#small !== undefined && size <= this.#opts.smallBlobMaxBytes) {
-      return this.#small.doesExist(digest);
+      return this.#small.has(digest);
     }
     try {
       const path = this.blobPath(digest);
@@ -314,7 +315,7 @@ export class FsObjectStoreBlobService implements BlobService {
   /**
    * A whole small blob in one call: one BLAKE3 pass, no writer, no buffer
    * copies of ours. Blobs up to smallBlobMaxBytes go to the small-blob
-   * LMDB (only if absent there: a re-import rewrites nothing), larger ones
+   * packs (only if absent there: a re-import rewrites nothing), larger ones
    * through the synchronous temp-file path of placeSmall.
    */
   async putBytes(data: Uint8Array, options?: CallOptions): Promise<B3Digest> {
@@ -322,7 +323,7 @@ export class FsObjectStoreBlobService implements BlobService {
     const digest = hashB3(data);
     try {
       if (this.#small !== undefined && data.length <= this.#opts.smallBlobMaxBytes) {
-        if (!this.#small.doesExist(digest)) await this.#small.put(digest, data);
+        await this.#small.put(digest, data);
       } else {
         // Handles an existing blob file too, queueing it for the next sync
         // (it may have been renamed into place by a process that crashed before syncing).
@@ -365,7 +366,7 @@ export class FsObjectStoreBlobService implements BlobService {
     await Promise.allSettled([...this.#readers].map((r) => r.close()));
     await this.#syncChain.catch(() => undefined);
     await this.#ready.catch(() => undefined);
-    await this.#smallEnv?.close();
+    await this.#small?.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -432,7 +433,6 @@ export class FsObjectStoreBlobService implements BlobService {
    */
   async placeSmall(data: Uint8Array, digest: B3Digest): Promise<void> {
     if (this.#small !== undefined && data.length <= this.#opts.smallBlobMaxBytes) {
-      // Visible once committed; lmdb-js batches concurrent puts into one transaction.
       await this.#small.put(digest, data);
       return;
     }
@@ -535,14 +535,7 @@ export class FsObjectStoreBlobService implements BlobService {
       }
       await this.#removeStaleTemps();
       if (this.#opts.smallBlobMaxBytes > 0) {
-        // lmdb-js defaults (overlappingSync on Linux): commits are crash-safe;
-        // `flushed` tells when they are durable, which is what sync() waits for.
-        this.#smallEnv = openLmdb<Uint8Array, Uint8Array>({ path: join(this.root, "small") });
-        this.#small = this.#smallEnv.openDB<Uint8Array, Uint8Array>({
-          name: "blobs",
-          keyEncoding: "binary",
-          encoding: "binary",
-        });
+        this.#small = await SmallBlobs.open(this.root);
       }
     } catch (err) {
       throw this.#error("opening the store", err);
@@ -571,7 +564,7 @@ export class FsObjectStoreBlobService implements BlobService {
     try {
       throwIfAborted(signal);
       // Data first, then names: a name made durable must point at durable data.
-      if (this.#smallEnv !== undefined) await this.#smallEnv.flushed;
+      if (this.#small !== undefined) await this.#small.sync();
       await forEachLimit(files, this.#opts.syncConcurrency, signal, fsyncFile);
       await forEachLimit(dirs, this.#opts.syncConcurrency, signal, fsyncDir);
     } catch (err) {
@@ -1084,19 +1077,6 @@ async function fsyncFile(path: string): Promise<void> {
   }
   try {
     await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function fsyncDir(path: string): Promise<void> {
-  const fh = await fsp.open(path, "r");
-  try {
-    await fh.sync();
-  } catch (err) {
-    // A few filesystems cannot fsync directories; their renames are then as
-    // durable as they get.
-    if (errno(err) !== "EINVAL" && errno(err) !== "ENOTSUP") throw err;
   } finally {
     await fh.close();
   }
