@@ -41,6 +41,15 @@ export const SERVICE_ADDR_ENV = {
   pathinfo: "PATH_INFO_SERVICE_ADDR",
 } as const satisfies Record<keyof ServiceUrls, string>;
 
+/** `$XDG_DATA_HOME/strata` (`~/.local/share/strata` when XDG_DATA_HOME is unset, empty or relative). */
+export function strataDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_DATA_HOME;
+  const home = env.HOME !== undefined && env.HOME !== "" ? env.HOME : homedir();
+  const dataHome =
+    xdg !== undefined && xdg !== "" && isAbsolute(xdg) ? xdg : join(home, ".local", "share");
+  return join(dataHome, "strata");
+}
+
 /**
  * The service URLs a user gets without flags or config (ARCHITECTURE §7):
  * `$BLOB_SERVICE_ADDR` etc. when set (and non-empty), else stores under
@@ -49,11 +58,7 @@ export const SERVICE_ADDR_ENV = {
  * Command-line flags, which win over these, are the CLI's business.
  */
 export function defaultServiceUrls(env: NodeJS.ProcessEnv = process.env): ServiceUrls {
-  const xdg = env.XDG_DATA_HOME;
-  const home = env.HOME !== undefined && env.HOME !== "" ? env.HOME : homedir();
-  const dataHome =
-    xdg !== undefined && xdg !== "" && isAbsolute(xdg) ? xdg : join(home, ".local", "share");
-  const base = join(dataHome, "strata");
+  const base = strataDataDir(env);
   const pick = (kind: keyof ServiceUrls, fallback: string): string => {
     const v = env[SERVICE_ADDR_ENV[kind]];
     return v !== undefined && v !== "" ? v : fallback;

@@ -5,9 +5,9 @@
  * until SIGINT/SIGTERM, then shuts down gracefully.
  */
 import { readFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { isAbsolute, join } from "node:path";
+import { join } from "node:path";
 import { Command } from "commander";
+import { strataDataDir } from "../../composition/open.js";
 import { ConfigError } from "../../errors.js";
 import {
   formatPublicKey,
@@ -33,11 +33,7 @@ function collect(value: string, previous: string[]): string[] {
 
 /** `$XDG_DATA_HOME/strata/nar-bridge` (next to the embedded default store). */
 function defaultNarIndexDir(env: NodeJS.ProcessEnv = process.env): string {
-  const xdg = env.XDG_DATA_HOME;
-  const home = env.HOME !== undefined && env.HOME !== "" ? env.HOME : homedir();
-  const dataHome =
-    xdg !== undefined && xdg !== "" && isAbsolute(xdg) ? xdg : join(home, ".local", "share");
-  return join(dataHome, "strata", "nar-bridge");
+  return join(strataDataDir(env), "nar-bridge");
 }
 
 function readKey(file: string): SecretKey {
