@@ -412,6 +412,11 @@ export class FsObjectStoreBlobService implements BlobService {
     if (exists) {
       await fsp.unlink(tmp);
     } else {
+      // Queued before the rename as well as after: once the name exists,
+      // another caller's has() may see it and its sync() must cover it
+      // (a sync that runs before the rename finds no file and skips it).
+      this.#unsyncedFiles.add(target);
+      this.#unsyncedDirs.add(dirname(target));
       try {
         await fsp.rename(tmp, target);
       } catch (err) {
