@@ -42,16 +42,19 @@ export class GuardedBlobService extends Guarded<BlobService> implements BlobServ
   // The optional fast paths exist exactly when the inner service has them.
   readonly putBytes?: (data: Uint8Array, options?: CallOptions) => Promise<B3Digest>;
   readonly hasLocal?: (digest: B3Digest, size: number) => boolean;
+  readonly peekSmall?: (digest: B3Digest) => Uint8Array | undefined;
 
   constructor(inner: BlobService, guard: CallGuard) {
     super(inner, guard);
-    const { putBytes, hasLocal } = inner;
+    const { putBytes, hasLocal, peekSmall } = inner;
     if (putBytes !== undefined) {
       this.putBytes = (data, options) =>
         this.guard.call("putBytes", options, (o) => putBytes.call(inner, data, o));
     }
+    // Synchronous local lookups: nothing for a timeout or a concurrency limit to act on.
     if (hasLocal !== undefined)
       this.hasLocal = (digest, size) => hasLocal.call(inner, digest, size);
+    if (peekSmall !== undefined) this.peekSmall = (digest) => peekSmall.call(inner, digest);
   }
 
   has(digest: B3Digest, options?: CallOptions): Promise<boolean> {
@@ -79,6 +82,19 @@ export class GuardedBlobService extends Guarded<BlobService> implements BlobServ
 }
 
 class GuardedReader extends Guarded<BlobReader> implements BlobReader {
+  readonly readInto?: NonNullable<BlobReader["readInto"]>;
+
+  constructor(inner: BlobReader, guard: CallGuard) {
+    super(inner, guard);
+    const { readInto } = inner;
+    if (readInto !== undefined) {
+      this.readInto = (target, targetOffset, length, position, options) =>
+        this.guard.timed("read", options, (o) =>
+          readInto.call(inner, target, targetOffset, length, position, o),
+        );
+    }
+  }
+
   get size(): number {
     return this.inner.size;
   }

@@ -275,9 +275,58 @@ timeout_ms = 5000
     assert.deepEqual(digest, hashB3(data));
     assert.equal(root.hasLocal(digest, data.length), true);
     assert.equal(await root.has(digest), true);
+    assert.ok(root.peekSmall !== undefined);
+    assert.deepEqual(Uint8Array.from(root.peekSmall(digest) ?? []), data);
+    const reader = await root.openRead(digest);
+    assert.ok(reader?.readInto !== undefined, "a guarded reader keeps readInto");
+    const into = new Uint8Array(data.length + 2);
+    await reader.readInto(into, 1, data.length, 0);
+    assert.deepEqual(into.subarray(1, 1 + data.length), data);
+    await reader.close();
     const mem = await composition.service("blob", "mem");
     assert.equal(mem.putBytes, undefined);
     assert.equal(mem.hasLocal, undefined);
+    assert.equal(mem.peekSmall, undefined);
+  });
+
+  test("a blob cache offers its near store's fast paths (putBytes only when not writing through)", async (t) => {
+    const dir = tempDir(t);
+    const { composition } = compose(`
+[blobservices.root]
+type = "cache"
+near = "near"
+far = "far"
+negative_ttl_ms = 60000
+[blobservices.through]
+type = "cache"
+near = "near"
+far = "far"
+write = "through"
+[blobservices.near]
+type = "objectstore"
+object_store_url = "file://${dir}"
+[blobservices.far]
+type = "memory"
+`);
+    t.after(() => composition.close());
+    const root = await composition.service("blob");
+    const data = new TextEncoder().encode("into near");
+    const digest = hashB3(data);
+    assert.equal(await root.has(digest), false, "remembered as a miss");
+    assert.ok(root.putBytes !== undefined && root.hasLocal !== undefined);
+    assert.ok(root.peekSmall !== undefined);
+    assert.deepEqual(await root.putBytes(data), digest);
+    assert.equal(await root.has(digest), true, "putBytes forgets the remembered miss");
+    assert.equal(root.hasLocal(digest, data.length), true);
+    assert.deepEqual(Uint8Array.from(root.peekSmall(digest) ?? []), data);
+    assert.equal(await (await composition.service("blob", "far")).has(digest), false);
+    const through = await composition.service("blob", "through");
+    assert.equal(
+      through.putBytes,
+      undefined,
+      "writing through needs both tiers: no near-only shortcut",
+    );
+    assert.ok(through.hasLocal !== undefined);
   });
 
   test("a URL entry with ?cache= builds the same graph as the table", async (t) => {

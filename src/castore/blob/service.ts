@@ -36,6 +36,19 @@ export interface BlobReader {
    * `transient: true`.
    */
   stream(offset?: number, options?: StreamOptions): AsyncIterable<Uint8Array>;
+  /**
+   * Optional: copies `length` bytes at `position` of the blob into `target`
+   * at `targetOffset` (positional reads into the caller's memory: NAR
+   * rendering fills its output buffers without a copy per chunk). Out of
+   * bounds is an InvalidInputError.
+   */
+  readInto?(
+    target: Uint8Array,
+    targetOffset: number,
+    length: number,
+    position: number,
+    options?: CallOptions,
+  ): Promise<void>;
   /** Releases the reader (file handles). Idempotent. */
   close(): Promise<void>;
 }
@@ -91,6 +104,13 @@ export interface BlobService extends Closeable {
    * again, which is harmless); never true for one that does not.
    */
   hasLocal?(digest: B3Digest, size: number): boolean;
+  /**
+   * Optional, for stores that keep small blobs in local memory or files: the
+   * blob's bytes, synchronously, in a buffer valid only until the next call
+   * into the store (the caller copies them out at once); undefined when the
+   * blob is not kept that way (then `openRead`). Not re-verified.
+   */
+  peekSmall?(digest: B3Digest): Uint8Array | undefined;
   /**
    * The blob's chunk list, for backends that store blobs chunked: `[]` when
    * the blob exists but is stored whole, `undefined` when it does not exist.

@@ -4,8 +4,8 @@
  *
  * What this saves over the generic NAR writer (src/store/nar/writer.ts) fed
  * by castore readers (NOTES.md, "Binary cache vs nginx"):
- * - small blobs are copied from objectstore+file's LMDB straight into the
- *   output buffer (`peekSmall`), instead of into a fresh buffer per blob that
+ * - small blobs are copied from objectstore+file's small-blob store straight
+ *   into the output buffer (`peekSmall`), instead of into a fresh buffer per blob that
  *   is then copied again, and without a reader, generators and promises per
  *   file;
  * - large blobs are read with positional reads straight into the output
@@ -42,34 +42,6 @@ import {
   NAR_REGULAR as REGULAR_HEAD,
   NAR_SYMLINK as SYMLINK_HEAD,
 } from "./tokens.js";
-
-/**
- * The small-blob read of objectstore+file (FsObjectStoreBlobService): the
- * blob's bytes, valid until the next LMDB read; undefined when the blob is
- * not stored that way.
- */
-export interface SmallBlobPeek {
-  peekSmall(digest: B3Digest): Uint8Array | undefined;
-}
-
-/** Positional reads into the caller's memory (objectstore+file readers). */
-export interface ReadInto {
-  readInto(
-    target: Uint8Array,
-    targetOffset: number,
-    length: number,
-    position: number,
-    options?: CallOptions,
-  ): Promise<void>;
-}
-
-function hasPeek(x: object): x is SmallBlobPeek {
-  return typeof (x as Partial<SmallBlobPeek>).peekSmall === "function";
-}
-
-function hasReadInto(x: object): x is ReadInto {
-  return typeof (x as Partial<ReadInto>).readInto === "function";
-}
 
 /**
  * Output buffer size. Measured on the cache shootout: 256 KiB writes cost
@@ -114,8 +86,7 @@ export interface NarRenderOptions extends CallOptions {
 export class NarRender {
   readonly #root: Node;
   readonly #geometry: NarGeometry;
-  readonly #blobs: Pick<BlobService, "openRead">;
-  readonly #peek: SmallBlobPeek | undefined;
+  readonly #blobs: Pick<BlobService, "openRead" | "peekSmall">;
   readonly #options: CallOptions;
   readonly #bufferSize: number;
   readonly #depth: number;
@@ -133,13 +104,12 @@ export class NarRender {
   constructor(
     root: Node,
     geometry: NarGeometry,
-    blobs: Pick<BlobService, "openRead">,
+    blobs: Pick<BlobService, "openRead" | "peekSmall">,
     options: NarRenderOptions = {},
   ) {
     this.#root = root;
     this.#geometry = geometry;
     this.#blobs = blobs;
-    this.#peek = hasPeek(blobs) ? blobs : undefined;
     this.#options = options.signal === undefined ? {} : { signal: options.signal };
     this.#bufferSize = options.bufferSize ?? NAR_BUFFER_SIZE;
     this.#depth = Math.max(2, options.depth ?? DEPTH);
@@ -340,8 +310,8 @@ export class NarRender {
 
   /** A file's contents: copied at once when it is a small blob, else read (the promise). */
   #contents(node: FileNode): Promise<void> | undefined {
-    if (this.#peek !== undefined && node.size <= PEEK_MAX) {
-      const bytes = this.#peek.peekSmall(node.digest);
+    if (node.size <= PEEK_MAX) {
+      const bytes = this.#blobs.peekSmall?.(node.digest);
       if (bytes !== undefined) {
         if (bytes.length !== node.size) throw sizeMismatch(node.digest, bytes.length, node.size);
         this.#put(bytes);
@@ -364,7 +334,7 @@ export class NarRender {
     };
     try {
       if (reader.size !== node.size) throw sizeMismatch(node.digest, reader.size, node.size);
-      if (hasReadInto(reader)) {
+      if (reader.readInto !== undefined) {
         for (let pos = 0; pos < node.size; ) {
           const slot = this.#slot();
           const n = Math.min(node.size - pos, slot.buf.length - slot.len);

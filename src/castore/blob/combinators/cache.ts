@@ -15,6 +15,10 @@
  *
  * `negativeTtlMs` remembers blobs neither tier has; a blob written through
  * this cache is forgotten as a miss at once.
+ *
+ * The optional fast paths of near (`hasLocal`, `peekSmall`, and `putBytes`
+ * unless writing through) are offered as this cache's own: what near has,
+ * the cache has, and near is where writes go.
  */
 import type { CallOptions } from "../../call-options.js";
 import { type CacheInit, CacheTiers } from "../../combinators/cache-tiers.js";
@@ -32,8 +36,27 @@ export class CacheBlobService implements BlobService {
   /** Digests being filled into near by a reader's stream right now (one tee per blob). */
   readonly #filling = new Set<string>();
 
+  readonly putBytes?: (data: Uint8Array, options?: CallOptions) => Promise<B3Digest>;
+  readonly hasLocal?: (digest: B3Digest, size: number) => boolean;
+  readonly peekSmall?: (digest: B3Digest) => Uint8Array | undefined;
+
   constructor(init: CacheBlobInit, deps: CombinatorDeps = {}) {
-    this.#tiers = new CacheTiers(BLOB_KIND, init, deps);
+    const tiers = new CacheTiers(BLOB_KIND, init, deps);
+    this.#tiers = tiers;
+    const near = tiers.near.service;
+    const { putBytes, hasLocal, peekSmall } = near;
+    if (hasLocal !== undefined) this.hasLocal = (digest, size) => hasLocal.call(near, digest, size);
+    if (peekSmall !== undefined) this.peekSmall = (digest) => peekSmall.call(near, digest);
+    if (putBytes !== undefined && !tiers.through) {
+      this.putBytes = async (data, options) => {
+        tiers.state.check(options);
+        const digest = await tiers.ask(tiers.near, "putBytes", (s) =>
+          putBytes.call(s, data, options),
+        );
+        tiers.misses.forget(digestKey(digest));
+        return digest;
+      };
+    }
   }
 
   async has(digest: B3Digest, options?: CallOptions): Promise<boolean> {
