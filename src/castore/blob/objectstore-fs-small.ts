@@ -105,9 +105,10 @@ export class SmallBlobs {
   }
 
   has(digest: B3Digest): boolean {
+    const inMemory = this.#pending.size > 0 || this.#committing !== undefined;
     return (
-      this.#pending.has(key(digest)) ||
-      this.#committing?.has(key(digest)) === true ||
+      (inMemory &&
+        (this.#pending.has(key(digest)) || this.#committing?.has(key(digest)) === true)) ||
       this.#packed.doesExist(digest) ||
       this.#inline.doesExist(digest)
     );
@@ -199,9 +200,12 @@ export class SmallBlobs {
   }
 
   #locate(digest: B3Digest): Locator | undefined {
-    const k = key(digest);
-    const p = this.#pending.get(k) ?? this.#committing?.get(k);
-    if (p !== undefined) return p;
+    // Readers of a store nobody writes to skip building the map key.
+    if (this.#pending.size > 0 || this.#committing !== undefined) {
+      const k = key(digest);
+      const p = this.#pending.get(k) ?? this.#committing?.get(k);
+      if (p !== undefined) return p;
+    }
     const raw = this.#packed.getBinaryFast(digest);
     if (raw === undefined) return undefined;
     if (raw.length !== LOCATOR_BYTES) {
