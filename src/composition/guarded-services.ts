@@ -42,11 +42,11 @@ export class GuardedBlobService extends Guarded<BlobService> implements BlobServ
   // The optional fast paths exist exactly when the inner service has them.
   readonly putBytes?: (data: Uint8Array, options?: CallOptions) => Promise<B3Digest>;
   readonly hasLocal?: (digest: B3Digest, size: number) => boolean;
-  readonly peekSmall?: (digest: B3Digest) => Uint8Array | undefined;
+  readonly readSmallInto?: NonNullable<BlobService["readSmallInto"]>;
 
   constructor(inner: BlobService, guard: CallGuard) {
     super(inner, guard);
-    const { putBytes, hasLocal, peekSmall } = inner;
+    const { putBytes, hasLocal, readSmallInto } = inner;
     if (putBytes !== undefined) {
       this.putBytes = (data, options) =>
         this.guard.call("putBytes", options, (o) => putBytes.call(inner, data, o));
@@ -54,7 +54,8 @@ export class GuardedBlobService extends Guarded<BlobService> implements BlobServ
     // Synchronous local lookups: nothing for a timeout or a concurrency limit to act on.
     if (hasLocal !== undefined)
       this.hasLocal = (digest, size) => hasLocal.call(inner, digest, size);
-    if (peekSmall !== undefined) this.peekSmall = (digest) => peekSmall.call(inner, digest);
+    if (readSmallInto !== undefined)
+      this.readSmallInto = (digest, target, at) => readSmallInto.call(inner, digest, target, at);
   }
 
   has(digest: B3Digest, options?: CallOptions): Promise<boolean> {

@@ -275,8 +275,10 @@ timeout_ms = 5000
     assert.deepEqual(digest, hashB3(data));
     assert.equal(root.hasLocal(digest, data.length), true);
     assert.equal(await root.has(digest), true);
-    assert.ok(root.peekSmall !== undefined);
-    assert.deepEqual(Uint8Array.from(root.peekSmall(digest) ?? []), data);
+    assert.ok(root.readSmallInto !== undefined);
+    const small = new Uint8Array(data.length + 1);
+    assert.equal(root.readSmallInto(digest, small, 1), data.length);
+    assert.deepEqual(small.subarray(1), data);
     const reader = await root.openRead(digest);
     assert.ok(reader?.readInto !== undefined, "a guarded reader keeps readInto");
     const into = new Uint8Array(data.length + 2);
@@ -286,7 +288,7 @@ timeout_ms = 5000
     const mem = await composition.service("blob", "mem");
     assert.equal(mem.putBytes, undefined);
     assert.equal(mem.hasLocal, undefined);
-    assert.equal(mem.peekSmall, undefined);
+    assert.equal(mem.readSmallInto, undefined);
   });
 
   test("a blob cache offers its near store's fast paths (putBytes only when not writing through)", async (t) => {
@@ -314,11 +316,14 @@ type = "memory"
     const digest = hashB3(data);
     assert.equal(await root.has(digest), false, "remembered as a miss");
     assert.ok(root.putBytes !== undefined && root.hasLocal !== undefined);
-    assert.ok(root.peekSmall !== undefined);
+    assert.ok(root.readSmallInto !== undefined);
     assert.deepEqual(await root.putBytes(data), digest);
     assert.equal(await root.has(digest), true, "putBytes forgets the remembered miss");
     assert.equal(root.hasLocal(digest, data.length), true);
-    assert.deepEqual(Uint8Array.from(root.peekSmall(digest) ?? []), data);
+    const small = new Uint8Array(data.length);
+    assert.equal(root.readSmallInto(digest, small, 0), data.length);
+    assert.deepEqual(small, data);
+    assert.equal(root.readSmallInto(digest, small, 1), data.length, "too little room: length only");
     assert.equal(await (await composition.service("blob", "far")).has(digest), false);
     const through = await composition.service("blob", "through");
     assert.equal(

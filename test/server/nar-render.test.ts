@@ -11,7 +11,7 @@ import { describe, test } from "node:test";
 import { MemoryBlobService } from "../../src/castore/blob/memory.js";
 import { FsObjectStoreBlobService } from "../../src/castore/blob/objectstore-fs.js";
 import type { BlobService } from "../../src/castore/blob/service.js";
-import { b3Digest } from "../../src/castore/digest.js";
+import { type B3Digest, b3Digest } from "../../src/castore/digest.js";
 import { MemoryDirectoryService } from "../../src/castore/directory/memory.js";
 import { Directory } from "../../src/castore/directory.js";
 import type { Node } from "../../src/castore/node.js";
@@ -42,10 +42,11 @@ async function render(
 
 describe("whole-NAR renderer", () => {
   test("every corpus item renders byte-identical to the NAR writer, whatever the buffer size", async (t) => {
-    // Tiny small-blob limit: the corpus has blobs in LMDB and in files.
+    // A low small-blob limit: the corpus has blobs inline in LMDB (<= 1 KiB),
+    // in packs, and in files.
     const fs = await FsObjectStoreBlobService.open({
       root: tempDir(t),
-      smallBlobMaxBytes: 1024,
+      smallBlobMaxBytes: 16 * 1024,
       readChunkSize: 4096,
     });
     t.after(() => fs.close());
@@ -72,16 +73,28 @@ describe("whole-NAR renderer", () => {
     }
   });
 
-  test("a missing blob or one of the wrong size is an IntegrityError", async () => {
-    const blobs = new MemoryBlobService();
+  test("a missing blob or one of the wrong size is an IntegrityError", async (t) => {
+    await wrongBlobs(new MemoryBlobService());
+    await using fs = await FsObjectStoreBlobService.open({ root: tempDir(t) });
+    await wrongBlobs(fs);
+  });
+
+  async function wrongBlobs(blobs: BlobService): Promise<void> {
     const directories = new MemoryDirectoryService();
-    const w = blobs.openWrite();
-    await w.write(new TextEncoder().encode("hello"));
-    const digest = await w.close();
+    const put = async (data: Uint8Array): Promise<B3Digest> => {
+      const w = blobs.openWrite();
+      await w.write(data);
+      return w.close();
+    };
+    const digest = await put(new TextEncoder().encode("hello"));
+    const packed = await put(new Uint8Array(5000).fill(3));
     const missing = b3Digest(new Uint8Array(32).fill(7));
     const cases: [Node, RegExp][] = [
       [{ type: "file", digest: missing, size: 5, executable: false }, /missing/],
       [{ type: "file", digest, size: 6, executable: false }, /bytes/],
+      [{ type: "file", digest, size: 4, executable: false }, /bytes/],
+      [{ type: "file", digest: packed, size: 4999, executable: false }, /bytes/],
+      [{ type: "file", digest: packed, size: 5001, executable: false }, /bytes/],
     ];
     for (const [node, message] of cases) {
       const dir = Directory.fromEntries([{ name: "f", node }]);
@@ -94,7 +107,7 @@ describe("whole-NAR renderer", () => {
         return true;
       });
     }
-  });
+  }
 
   test("a consumer that stops early leaves no reader open", async (t) => {
     const root = tempDir(t);

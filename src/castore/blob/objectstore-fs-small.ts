@@ -83,7 +83,6 @@ export class SmallBlobs {
   /** Commits run one after another. */
   #commitChain: Promise<void> = Promise.resolve();
   readonly #readFds = new Map<number, number>();
-  #scratch = new Uint8Array(64 * 1024);
 
   private constructor(root: string) {
     // lmdb-js defaults (overlappingSync on Linux): commits are crash-safe;
@@ -127,20 +126,24 @@ export class SmallBlobs {
   }
 
   /**
-   * The blob's contents in a reused buffer: valid only until the next call
-   * on this object or on any LMDB database of the process, so the caller
-   * copies them out at once.
+   * Copies the blob into `target` at `at` if it fits there and returns its
+   * length (the length alone if it does not fit); undefined if it is not here.
    */
-  peek(digest: B3Digest): Uint8Array | undefined {
+  readInto(digest: B3Digest, target: Uint8Array, at: number): number | undefined {
     const loc = this.#locate(digest);
     if (loc === undefined) {
       const b = this.#inline.getBinaryFast(digest);
+      if (b === undefined) return undefined;
       // lmdb-js's buffer is larger than the value: its `length` is a property
       // set to the value's size, which TypedArray methods do not see.
-      return b === undefined ? undefined : b.subarray(0, b.length);
+      const n = b.length;
+      if (n <= target.length - at) target.set(b.subarray(0, n), at);
+      return n;
     }
-    if (this.#scratch.length < loc.length) this.#scratch = new Uint8Array(loc.length);
-    return this.#pread(loc, this.#scratch.subarray(0, loc.length));
+    if (loc.length <= target.length - at) {
+      this.#pread(loc, target.subarray(at, at + loc.length));
+    }
+    return loc.length;
   }
 
   /** Stores a blob (nothing if it is here already); visible at once, durable after `sync()`. */

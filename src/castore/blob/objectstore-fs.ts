@@ -264,18 +264,17 @@ export class FsObjectStoreBlobService implements BlobService {
   }
 
   /**
-   * A small blob's bytes in a reused buffer, without the copy into a fresh
-   * one `openRead` makes (an allocation, a copy and GC work per blob, a
-   * quarter of a NAR render of many small files). The view is valid only
-   * until the next read of small blobs or of any LMDB database in this
-   * process, so the caller copies it out at once, synchronously. Undefined when the blob is not stored there (a blob
+   * A small blob's bytes straight into the caller's buffer, without the
+   * fresh buffer `openRead` makes (an allocation, a copy and GC work per
+   * blob, a quarter of a NAR render of many small files): its length, the
+   * bytes copied only if they fit at `at`. Undefined when the blob is not stored there (a blob
    * file, missing, or the store not open yet): use `openRead`. Not re-hashed,
    * like every local read (see #readSmall).
    */
-  peekSmall(digest: B3Digest): Uint8Array | undefined {
+  readSmallInto(digest: B3Digest, target: Uint8Array, at: number): number | undefined {
     this.#checkOpen();
     try {
-      return this.#small?.peek(digest);
+      return this.#small?.readInto(digest, target, at);
     } catch (err) {
       throw this.#error(`reading blob ${formatB3(digest)}`, err);
     }

@@ -105,12 +105,13 @@ export interface BlobService extends Closeable {
    */
   hasLocal?(digest: B3Digest, size: number): boolean;
   /**
-   * Optional, for stores that keep small blobs in local memory or files: the
-   * blob's bytes, synchronously, in a buffer valid only until the next call
-   * into the store (the caller copies them out at once); undefined when the
-   * blob is not kept that way (then `openRead`). Not re-verified.
+   * Optional, for stores that keep small blobs in local memory or files:
+   * synchronously copies the blob's bytes into `target` at `at` and returns
+   * its length, or copies nothing and returns the length when the blob does
+   * not fit there; undefined when the blob is not kept that way (then
+   * `openRead`). Not re-verified.
    */
-  peekSmall?(digest: B3Digest): Uint8Array | undefined;
+  readSmallInto?(digest: B3Digest, target: Uint8Array, at: number): number | undefined;
   /**
    * The blob's chunk list, for backends that store blobs chunked: `[]` when
    * the blob exists but is stored whole, `undefined` when it does not exist.

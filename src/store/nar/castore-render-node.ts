@@ -4,8 +4,8 @@
  *
  * What this saves over the generic NAR writer (src/store/nar/writer.ts) fed
  * by castore readers (NOTES.md, "Binary cache vs nginx"):
- * - small blobs are copied from objectstore+file's small-blob store straight
- *   into the output buffer (`peekSmall`), instead of into a fresh buffer per blob that
+ * - small blobs are read from objectstore+file's small-blob store straight
+ *   into the output buffer (`readSmallInto`), instead of into a fresh buffer per blob that
  *   is then copied again, and without a reader, generators and promises per
  *   file;
  * - large blobs are read with positional reads straight into the output
@@ -22,7 +22,7 @@
  * and is its backpressure: a buffer comes back when the socket is done
  * with it.
  *
- * Other blob services work too, slower: without `peekSmall` every file goes
+ * Other blob services work too, slower: without `readSmallInto` every file goes
  * through `openRead`, and a reader without `readInto` is streamed and copied.
  * The bytes are the same as the NAR writer's (the tests compare them).
  */
@@ -57,7 +57,9 @@ const DEPTH = 3;
 /** Idle buffers kept for later responses (4 MiB); beyond that they are left to the GC. */
 const POOL_MAX = 16;
 /** No small blob is larger (objectstore+file's smallBlobMaxBytes is at most 1 MiB). */
-const PEEK_MAX = 1024 * 1024;
+const SMALL_MAX = 1024 * 1024;
+/** For small blobs that straddle two output buffers (allocated on first use). */
+let scratch: Uint8Array | undefined;
 
 const pool: Buffer[] = [];
 
@@ -86,7 +88,7 @@ export interface NarRenderOptions extends CallOptions {
 export class NarRender {
   readonly #root: Node;
   readonly #geometry: NarGeometry;
-  readonly #blobs: Pick<BlobService, "openRead" | "peekSmall">;
+  readonly #blobs: Pick<BlobService, "openRead" | "readSmallInto">;
   readonly #options: CallOptions;
   readonly #bufferSize: number;
   readonly #depth: number;
@@ -104,7 +106,7 @@ export class NarRender {
   constructor(
     root: Node,
     geometry: NarGeometry,
-    blobs: Pick<BlobService, "openRead" | "peekSmall">,
+    blobs: Pick<BlobService, "openRead" | "readSmallInto">,
     options: NarRenderOptions = {},
   ) {
     this.#root = root;
@@ -310,11 +312,21 @@ export class NarRender {
 
   /** A file's contents: copied at once when it is a small blob, else read (the promise). */
   #contents(node: FileNode): Promise<void> | undefined {
-    if (node.size <= PEEK_MAX) {
-      const bytes = this.#blobs.peekSmall?.(node.digest);
-      if (bytes !== undefined) {
-        if (bytes.length !== node.size) throw sizeMismatch(node.digest, bytes.length, node.size);
-        this.#put(bytes);
+    const { readSmallInto } = this.#blobs;
+    if (node.size <= SMALL_MAX && readSmallInto !== undefined) {
+      const slot = this.#slot();
+      // Straight into the output buffer when it has room, else via scratch.
+      const direct = slot.buf.length - slot.len >= node.size;
+      const target = direct ? slot.buf : (scratch ??= new Uint8Array(SMALL_MAX));
+      const n = readSmallInto.call(this.#blobs, node.digest, target, direct ? slot.len : 0);
+      if (n !== undefined) {
+        if (n !== node.size) throw sizeMismatch(node.digest, n, node.size);
+        if (direct) {
+          slot.len += n;
+          if (slot.len === slot.buf.length) this.#seal();
+        } else {
+          this.#put(target.subarray(0, n));
+        }
         return undefined;
       }
     }

@@ -16,7 +16,7 @@
  * `negativeTtlMs` remembers blobs neither tier has; a blob written through
  * this cache is forgotten as a miss at once.
  *
- * The optional fast paths of near (`hasLocal`, `peekSmall`, and `putBytes`
+ * The optional fast paths of near (`hasLocal`, `readSmallInto`, and `putBytes`
  * unless writing through) are offered as this cache's own: what near has,
  * the cache has, and near is where writes go.
  */
@@ -38,15 +38,16 @@ export class CacheBlobService implements BlobService {
 
   readonly putBytes?: (data: Uint8Array, options?: CallOptions) => Promise<B3Digest>;
   readonly hasLocal?: (digest: B3Digest, size: number) => boolean;
-  readonly peekSmall?: (digest: B3Digest) => Uint8Array | undefined;
+  readonly readSmallInto?: NonNullable<BlobService["readSmallInto"]>;
 
   constructor(init: CacheBlobInit, deps: CombinatorDeps = {}) {
     const tiers = new CacheTiers(BLOB_KIND, init, deps);
     this.#tiers = tiers;
     const near = tiers.near.service;
-    const { putBytes, hasLocal, peekSmall } = near;
+    const { putBytes, hasLocal, readSmallInto } = near;
     if (hasLocal !== undefined) this.hasLocal = (digest, size) => hasLocal.call(near, digest, size);
-    if (peekSmall !== undefined) this.peekSmall = (digest) => peekSmall.call(near, digest);
+    if (readSmallInto !== undefined)
+      this.readSmallInto = (digest, target, at) => readSmallInto.call(near, digest, target, at);
     if (putBytes !== undefined && !tiers.through) {
       this.putBytes = async (data, options) => {
         tiers.state.check(options);
