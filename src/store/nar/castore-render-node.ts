@@ -317,7 +317,8 @@ export class NarRender {
       const slot = this.#slot();
       // Straight into the output buffer when it has room, else via scratch.
       const direct = slot.buf.length - slot.len >= node.size;
-      const target = direct ? slot.buf : (scratch ??= new Uint8Array(SMALL_MAX));
+      if (!direct) scratch ??= new Uint8Array(SMALL_MAX);
+      const target = direct || scratch === undefined ? slot.buf : scratch;
       const n = readSmallInto.call(this.#blobs, node.digest, target, direct ? slot.len : 0);
       if (n !== undefined) {
         if (n !== node.size) throw sizeMismatch(node.digest, n, node.size);
