@@ -42,6 +42,11 @@ import type { B3Digest } from "../digest.js";
 export const INLINE_MAX = 1024;
 /** A pack is closed (and a new one started) once it would grow past this. */
 const PACK_MAX = 1024 * 1024 * 1024;
+
+export interface SmallBlobsOptions {
+  /** Pack size at which a new pack is started (default 1 GiB; tests use tiny ones). */
+  packMaxBytes?: number;
+}
 /** Pending locators are committed once the bytes they cover reach this. */
 const COMMIT_BYTES = 64 * 1024 * 1024;
 /** Read descriptors kept open (packs are many for stores written by many runs). */
@@ -84,7 +89,10 @@ export class SmallBlobs {
   #commitChain: Promise<void> = Promise.resolve();
   readonly #readFds = new Map<number, number>();
 
-  private constructor(root: string) {
+  readonly #packMax: number;
+
+  private constructor(root: string, options: SmallBlobsOptions) {
+    this.#packMax = options.packMaxBytes ?? PACK_MAX;
     // lmdb-js defaults (overlappingSync on Linux): commits are crash-safe;
     // `flushed` tells when they are durable, which is what sync() waits for.
     this.#env = openLmdb<Uint8Array, Uint8Array>({ path: join(root, "small") });
@@ -97,10 +105,10 @@ export class SmallBlobs {
   }
 
   /** Opens (creating if needed) the small-blob storage of the store at `root`. */
-  static async open(root: string): Promise<SmallBlobs> {
+  static async open(root: string, options: SmallBlobsOptions = {}): Promise<SmallBlobs> {
     const created = await fsp.mkdir(join(root, "packs"), { recursive: true });
     if (created !== undefined) await fsyncDir(root);
-    return new SmallBlobs(root);
+    return new SmallBlobs(root, options);
   }
 
   has(digest: B3Digest): boolean {
@@ -155,7 +163,7 @@ export class SmallBlobs {
       return;
     }
     let w = this.#writer;
-    if (w !== undefined && w.size + data.length > PACK_MAX) {
+    if (w !== undefined && w.size + data.length > this.#packMax) {
       // Closed by the commit that makes its last bytes durable.
       this.#retired.push(w);
       w = undefined;
@@ -191,15 +199,6 @@ export class SmallBlobs {
       this.#readFds.clear();
       await this.#env.close();
     }
-  }
-
-  /** Every stored small blob's digest, for checks (test and fsck use). */
-  *digests(): Generator<Uint8Array> {
-    for (const k of [...this.#pending.keys(), ...(this.#committing?.keys() ?? [])]) {
-      yield Uint8Array.from(Buffer.from(k, "latin1"));
-    }
-    for (const k of this.#packed.getKeys()) yield k;
-    for (const k of this.#inline.getKeys()) yield k;
   }
 
   #locate(digest: B3Digest): Locator | undefined {
@@ -285,6 +284,12 @@ export class SmallBlobs {
     if (this.#pending.size === 0) return;
     const packs =
       this.#writer === undefined ? [...this.#retired] : [...this.#retired, this.#writer];
+    // Sizes as synced: a pack appended to during this commit (then retired)
+    // still has unsynced bytes and must stay for the next commit.
+    const syncedSizes = packs.map((p) => p.size);
+    // Taken now: a pack created while this commit waits sets it again.
+    const dirDirty = this.#packsDirDirty;
+    this.#packsDirDirty = false;
     const batch = this.#pending;
     const bytes = this.#pendingBytes;
     this.#committing = batch;
@@ -293,10 +298,7 @@ export class SmallBlobs {
     try {
       // Data first, then the name of a new pack, then the index entries.
       await Promise.all(packs.map((p) => fdatasyncP(p.fd)));
-      if (this.#packsDirDirty) {
-        await fsyncDir(this.#packsDir);
-        this.#packsDirDirty = false;
-      }
+      if (dirDirty) await fsyncDir(this.#packsDir);
       const puts: Promise<boolean>[] = [];
       for (const [k, loc] of batch) {
         const v = new Uint8Array(LOCATOR_BYTES);
@@ -308,14 +310,15 @@ export class SmallBlobs {
         puts.push(this.#packed.put(Buffer.from(k, "latin1"), v));
       }
       await Promise.all(puts);
-      for (const p of packs) {
+      packs.forEach((p, k) => {
         const i = this.#retired.indexOf(p);
-        if (i >= 0) {
+        if (i >= 0 && p.size === syncedSizes[k]) {
           this.#retired.splice(i, 1);
           closeSync(p.fd);
         }
-      }
+      });
     } catch (err) {
+      if (dirDirty) this.#packsDirDirty = true;
       // Kept for the next commit: the bytes are in the pack, only the index is missing.
       for (const [k, loc] of batch) if (!this.#pending.has(k)) this.#pending.set(k, loc);
       this.#pendingBytes += bytes;
