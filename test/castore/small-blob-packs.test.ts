@@ -5,10 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { open } from "lmdb";
+import { FsObjectStoreBlobService } from "../../src/castore/blob/objectstore-fs.js";
 import { INLINE_MAX, SmallBlobs } from "../../src/castore/blob/objectstore-fs-small.js";
 import { toHex } from "../../src/castore/bytes.js";
 import { type B3Digest, b3Digest, hashB3 } from "../../src/castore/digest.js";
@@ -103,4 +104,55 @@ test("two writers on one store use packs of their own and see each other's commi
   assert.deepEqual(readAll(a, fromB.digest), fromB.data);
   await Promise.all([a.close(), b.close()]);
   assert.equal(readdirSync(join(root, "packs")).length, 2);
+});
+
+test("a pack file left under an id the counter hands out again is skipped, not reused", async (t) => {
+  const root = tempDir(t);
+  const s = await SmallBlobs.open(root, { packMaxBytes: 5000 });
+  const first = blob(4000);
+  await s.put(first.digest, first.data);
+  // As if a crash had lost the counter's update but kept the next pack file.
+  writeFileSync(join(root, "packs", "00000001.pack"), "left over");
+  const second = blob(4000);
+  await s.put(second.digest, second.data);
+  const third = blob(4000);
+  await s.put(third.digest, third.data);
+  await s.sync();
+  for (const b of [first, second, third]) assert.deepEqual(readAll(s, b.digest), b.data);
+  await s.close();
+  assert.equal(readFileSync(join(root, "packs", "00000001.pack"), "utf8"), "left over");
+});
+
+test("blobs of a missing pack count as absent and are stored again when put", async (t) => {
+  const root = tempDir(t);
+  const s = await SmallBlobs.open(root);
+  const b = blob(3000);
+  await s.put(b.digest, b.data);
+  await s.close();
+  for (const p of readdirSync(join(root, "packs"))) rmSync(join(root, "packs", p));
+  const again = await SmallBlobs.open(root);
+  assert.equal(again.has(b.digest), false);
+  await again.put(b.digest, b.data);
+  await again.sync();
+  assert.deepEqual(readAll(again, b.digest), b.data);
+  await again.close();
+});
+
+test("objectstore+file with smallBlobMaxBytes 0 still reads the small blobs stored before", async (t) => {
+  const root = tempDir(t);
+  const data = new Uint8Array(randomBytes(3000));
+  let digest: B3Digest;
+  {
+    await using s = await FsObjectStoreBlobService.open({ root });
+    digest = await s.putBytes(data);
+    await s.sync();
+  }
+  await using s = await FsObjectStoreBlobService.open({ root, smallBlobMaxBytes: 0 });
+  assert.equal(await s.has(digest), true);
+  const r = await s.openRead(digest);
+  assert.deepEqual(await r?.read(0, data.length), data);
+  await r?.close();
+  const fresh = new Uint8Array(randomBytes(3000));
+  const d2 = await s.putBytes(fresh);
+  assert.ok(existsSync(s.blobPath(d2)), "new small blobs become files");
 });

@@ -86,6 +86,30 @@ describe("import stat cache", () => {
     }
   });
 
+  test("a change that is undone (directory moved away and back, symlink retargeted and back) still changes the fingerprint", () => {
+    const fresh = join(base, "undo");
+    makeTree(fresh);
+    const first = fingerprintTree(fresh).digest;
+    renameSync(join(fresh, "sub", "deeper"), join(base, "deeper-away"));
+    renameSync(join(base, "deeper-away"), join(fresh, "sub", "deeper"));
+    const moved = fingerprintTree(fresh).digest;
+    assert.notEqual(moved, first, "the directory's ctime changed");
+    unlinkSync(join(fresh, "sub", "link"));
+    symlinkSync("../other", join(fresh, "sub", "link"));
+    unlinkSync(join(fresh, "sub", "link"));
+    symlinkSync("../a.txt", join(fresh, "sub", "link"));
+    assert.notEqual(fingerprintTree(fresh).digest, moved, "a new symlink inode");
+  });
+
+  test("a cache directory that cannot be created costs a miss, never the import", () => {
+    const blocker = join(base, "not-a-dir");
+    writeFileSync(blocker, "");
+    const cache = new ImportCache(join(blocker, "cache"));
+    const fp = fingerprintTree(tree);
+    cache.record(tree, "tree", fp, "/nix/store/00000000000000000000000000000000-tree");
+    assert.equal(cache.lookup(tree, "tree", fp), undefined);
+  });
+
   test("fresh files make the fingerprint racy: nothing is recorded for it", () => {
     const fresh = join(base, "racy");
     makeTree(fresh);

@@ -30,7 +30,15 @@
  * Pending locators are committed by `sync()`, by `close()`, and whenever
  * COMMIT_BYTES of them accumulate (so memory stays bounded).
  */
-import { closeSync, constants, fdatasync, openSync, readSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fdatasync,
+  openSync,
+  readSync,
+  writeSync,
+} from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -53,6 +61,8 @@ const COMMIT_BYTES = 64 * 1024 * 1024;
 const MAX_OPEN_PACKS = 64;
 const LOCATOR_BYTES = 16;
 const NEXT_KEY = new TextEncoder().encode("next");
+/** Written by sync() to flush index entries other processes committed. */
+const SYNC_KEY = new TextEncoder().encode("sync");
 
 const fdatasyncP = promisify(fdatasync);
 
@@ -88,6 +98,10 @@ export class SmallBlobs {
   /** Commits run one after another. */
   #commitChain: Promise<void> = Promise.resolve();
   readonly #readFds = new Map<number, number>();
+  /** Packs seen on disk (a missing pack makes its blobs absent, so they are written again). */
+  readonly #presentPacks = new Set<number>();
+  /** Whether has() answered from the index since the last sync. */
+  #indexHits = false;
 
   readonly #packMax: number;
 
@@ -106,19 +120,31 @@ export class SmallBlobs {
 
   /** Opens (creating if needed) the small-blob storage of the store at `root`. */
   static async open(root: string, options: SmallBlobsOptions = {}): Promise<SmallBlobs> {
-    const created = await fsp.mkdir(join(root, "packs"), { recursive: true });
-    if (created !== undefined) await fsyncDir(root);
+    let created = false;
+    for (const dir of ["small", "packs"]) {
+      created = (await fsp.mkdir(join(root, dir), { recursive: true })) !== undefined || created;
+    }
+    if (created) await fsyncDir(root);
     return new SmallBlobs(root, options);
   }
 
+  /**
+   * Whether the blob is here: pending in this process, or indexed (inline,
+   * or in a pack that exists). A hit in the index may be another process's
+   * commit not yet flushed: the next `sync()` then flushes the index too.
+   */
   has(digest: B3Digest): boolean {
     const inMemory = this.#pending.size > 0 || this.#committing !== undefined;
-    return (
-      (inMemory &&
-        (this.#pending.has(key(digest)) || this.#committing?.has(key(digest)) === true)) ||
-      this.#packed.doesExist(digest) ||
-      this.#inline.doesExist(digest)
-    );
+    if (
+      inMemory &&
+      (this.#pending.has(key(digest)) || this.#committing?.has(key(digest)) === true)
+    ) {
+      return true;
+    }
+    const loc = this.#indexed(digest);
+    const found = loc !== undefined ? this.#packExists(loc.pack) : this.#inline.doesExist(digest);
+    if (found) this.#indexHits = true;
+    return found;
   }
 
   /** The blob's contents in a buffer of its own, or undefined if it is not here. */
@@ -166,7 +192,7 @@ export class SmallBlobs {
     if (w !== undefined && w.size + data.length > this.#packMax) {
       // Closed by the commit that makes its last bytes durable.
       this.#retired.push(w);
-      w = undefined;
+      this.#writer = w = undefined;
     }
     w ??= this.#newPack();
     let done = 0;
@@ -179,9 +205,20 @@ export class SmallBlobs {
     if (this.#pendingBytes >= COMMIT_BYTES) await this.#commit();
   }
 
-  /** Makes every blob put before this call durable. */
+  /** Makes every blob put before this call, and every blob `has()` found, durable. */
   async sync(): Promise<void> {
     await this.#commit();
+    if (this.#indexHits) {
+      // A write of ours makes LMDB sync the data file, which covers every
+      // transaction committed before it, other processes' included.
+      this.#indexHits = false;
+      try {
+        await this.#meta.put(SYNC_KEY, new Uint8Array(1));
+      } catch (err) {
+        this.#indexHits = true;
+        throw err;
+      }
+    }
     await this.#env.flushed;
   }
 
@@ -191,11 +228,11 @@ export class SmallBlobs {
       await this.#commit();
     } finally {
       for (const w of [...this.#retired, ...(this.#writer === undefined ? [] : [this.#writer])]) {
-        closeSync(w.fd);
+        closeQuietly(w.fd);
       }
       this.#writer = undefined;
       this.#retired = [];
-      for (const fd of this.#readFds.values()) closeSync(fd);
+      for (const fd of this.#readFds.values()) closeQuietly(fd);
       this.#readFds.clear();
       await this.#env.close();
     }
@@ -208,6 +245,11 @@ export class SmallBlobs {
       const p = this.#pending.get(k) ?? this.#committing?.get(k);
       if (p !== undefined) return p;
     }
+    return this.#indexed(digest);
+  }
+
+  /** The committed locator of a packed blob. */
+  #indexed(digest: B3Digest): Locator | undefined {
     const raw = this.#packed.getBinaryFast(digest);
     if (raw === undefined) return undefined;
     if (raw.length !== LOCATOR_BYTES) {
@@ -254,8 +296,31 @@ export class SmallBlobs {
   }
 
   #newPack(): PackWriter {
+    // A pack file can exist under an id the counter hands out again (the
+    // counter's update lost in a crash that kept the file): take the next.
+    for (let attempt = 0; ; attempt++) {
+      const id = this.#allocatePackId();
+      let fd: number;
+      try {
+        fd = openSync(
+          join(this.#packsDir, packName(id)),
+          constants.O_RDWR | constants.O_CREAT | constants.O_EXCL,
+          0o444,
+        );
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "EEXIST" && attempt < 1000) continue;
+        throw err;
+      }
+      this.#packsDirDirty = true;
+      this.#presentPacks.add(id);
+      this.#writer = { id, fd, size: 0 };
+      return this.#writer;
+    }
+  }
+
+  #allocatePackId(): number {
     // A write transaction serialises id allocation across processes.
-    const id = this.#env.transactionSync(() => {
+    return this.#env.transactionSync(() => {
       const raw = this.#meta.getBinary(NEXT_KEY);
       const next =
         raw === undefined ? 0 : new DataView(raw.buffer, raw.byteOffset, 4).getUint32(0, true);
@@ -264,14 +329,34 @@ export class SmallBlobs {
       this.#meta.putSync(NEXT_KEY, bump);
       return next;
     });
-    const fd = openSync(
-      join(this.#packsDir, packName(id)),
-      constants.O_RDWR | constants.O_CREAT | constants.O_EXCL,
-      0o444,
-    );
-    this.#packsDirDirty = true;
-    this.#writer = { id, fd, size: 0 };
-    return this.#writer;
+  }
+
+  #packExists(pack: number): boolean {
+    if (this.#presentPacks.has(pack)) return true;
+    const there = existsSync(join(this.#packsDir, packName(pack)));
+    if (there) this.#presentPacks.add(pack);
+    return there;
+  }
+
+  /** Batches whose packs were given up (their entries are not re-queued). */
+  readonly #abandoned = new WeakSet<Map<string, Locator>>();
+
+  #abandon(packs: readonly PackWriter[], batch: Map<string, Locator>): void {
+    this.#abandoned.add(batch);
+    const ids = new Set(packs.map((p) => p.id));
+    for (const p of packs) {
+      if (this.#writer === p) this.#writer = undefined;
+      const i = this.#retired.indexOf(p);
+      if (i >= 0) this.#retired.splice(i, 1);
+      closeQuietly(p.fd);
+    }
+    // Blobs appended to those packs after this commit began go too.
+    for (const [k, loc] of this.#pending) {
+      if (ids.has(loc.pack)) {
+        this.#pending.delete(k);
+        this.#pendingBytes -= loc.length;
+      }
+    }
   }
 
   #commit(): Promise<void> {
@@ -297,7 +382,15 @@ export class SmallBlobs {
     this.#pendingBytes = 0;
     try {
       // Data first, then the name of a new pack, then the index entries.
-      await Promise.all(packs.map((p) => fdatasyncP(p.fd)));
+      try {
+        await Promise.all(packs.map((p) => fdatasyncP(p.fd)));
+      } catch (err) {
+        // After a failed fdatasync the kernel may have dropped the dirty
+        // pages and a retry would "succeed": the packs are given up and
+        // their blobs forgotten (they are written again if put again).
+        this.#abandon(packs, batch);
+        throw err;
+      }
       if (dirDirty) await fsyncDir(this.#packsDir);
       const puts: Promise<boolean>[] = [];
       for (const [k, loc] of batch) {
@@ -319,13 +412,23 @@ export class SmallBlobs {
       });
     } catch (err) {
       if (dirDirty) this.#packsDirDirty = true;
-      // Kept for the next commit: the bytes are in the pack, only the index is missing.
-      for (const [k, loc] of batch) if (!this.#pending.has(k)) this.#pending.set(k, loc);
-      this.#pendingBytes += bytes;
+      if (!this.#abandoned.has(batch)) {
+        // Kept for the next commit: the bytes are in the pack, only the index is missing.
+        for (const [k, loc] of batch) if (!this.#pending.has(k)) this.#pending.set(k, loc);
+        this.#pendingBytes += bytes;
+      }
       throw err;
     } finally {
       this.#committing = undefined;
     }
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // Nothing left to do with it.
   }
 }
 

@@ -94,7 +94,7 @@ export interface FsObjectStoreOptions {
   staleTempAgeMs?: number;
   /** Parallel fsyncs in `sync()`. Default 32; 1..1024. */
   syncConcurrency?: number;
-  /** Blobs up to this size live in packs under `root/packs` (index: LMDB under `root/small`). Default 64 KiB; 0 (off)..1 MiB. */
+  /** New blobs up to this size go to packs under `root/packs` (index: LMDB under `root/small`). Default 64 KiB; 0 (off: new ones become files, those stored before stay readable)..1 MiB. */
   smallBlobMaxBytes?: number;
 }
 
@@ -294,7 +294,7 @@ export class FsObjectStoreBlobService implements BlobService {
    */
   hasLocal(digest: B3Digest, size: number): boolean {
     if (this.#closed) return false;
-    if (this.#small !== undefined && size <= this.#opts.smallBlobMaxBytes) {
+    if (this.#small !== undefined && this.#packsSmall(size)) {
       return this.#small.has(digest);
     }
     try {
@@ -321,7 +321,7 @@ export class FsObjectStoreBlobService implements BlobService {
     await this.#enter(options);
     const digest = hashB3(data);
     try {
-      if (this.#small !== undefined && data.length <= this.#opts.smallBlobMaxBytes) {
+      if (this.#small !== undefined && this.#packsSmall(data.length)) {
         await this.#small.put(digest, data);
       } else {
         // Handles an existing blob file too, queueing it for the next sync
@@ -436,7 +436,7 @@ export class FsObjectStoreBlobService implements BlobService {
    * guarantees as the streaming path, without five thread-pool round trips.
    */
   async placeSmall(data: Uint8Array, digest: B3Digest): Promise<void> {
-    if (this.#small !== undefined && data.length <= this.#opts.smallBlobMaxBytes) {
+    if (this.#small !== undefined && this.#packsSmall(data.length)) {
       await this.#small.put(digest, data);
       return;
     }
@@ -507,6 +507,11 @@ export class FsObjectStoreBlobService implements BlobService {
     return `blob ${formatB3(digest)} in objectstore '${this.root}'`;
   }
 
+  /** Whether a new blob of this size goes to the small-blob store. */
+  #packsSmall(size: number): boolean {
+    return this.#opts.smallBlobMaxBytes > 0 && size <= this.#opts.smallBlobMaxBytes;
+  }
+
   #error(what: string, err: unknown): StrataError {
     if (err instanceof StrataError) return err;
     return new StorageError(`${what} in objectstore '${this.root}'`, { cause: err });
@@ -538,9 +543,8 @@ export class FsObjectStoreBlobService implements BlobService {
         await Promise.all([this.#blobsDir, ...new Set([this.root, ...fresh])].map(fsyncDir));
       }
       await this.#removeStaleTemps();
-      if (this.#opts.smallBlobMaxBytes > 0) {
-        this.#small = await SmallBlobs.open(this.root);
-      }
+      // Opened even with smallBlobMaxBytes 0: small blobs stored before stay readable.
+      this.#small = await SmallBlobs.open(this.root);
     } catch (err) {
       throw this.#error("opening the store", err);
     }

@@ -3,9 +3,9 @@
  * since it was last imported answer from the store without reading a file.
  * Node-only.
  *
- * A tree's fingerprint is the SHA-256 of, in NAR order, every entry's name
- * and type, plus for files size, executable bit, device, inode, mtime and
- * ctime, and for symlinks the target. Any write to a file, chmod, rename or
+ * A tree's fingerprint is the SHA-256 of, in NAR order, every entry's name,
+ * type, size, executable bit, device, inode, mtime and ctime (directories
+ * and symlinks included), and for symlinks the target. Any write to a file, chmod, rename or
  * replacement changes its ctime (which no user can set back) or its inode;
  * adding or removing entries changes the names. The cache maps (absolute
  * path, store path name) to the fingerprint and the store path it gave; a
@@ -16,9 +16,12 @@
  * clock and some filesystems keep whole seconds, so a file changed just
  * after it was fingerprinted can keep the same stat. The fingerprint is
  * taken before the import reads anything, and no cache entry is written
- * when any file's mtime or ctime is less than RACY_MARGIN_MS older than the
- * moment the fingerprint was started: a file written after that has a later
- * ctime than the one recorded, whatever the clock granularity.
+ * when any entry's mtime or ctime is less than RACY_MARGIN_MS older than the
+ * moment the fingerprint was started (or later): an entry changed after
+ * that has a later ctime than the one recorded, whatever the clock
+ * granularity. This assumes the file system's timestamps come from this
+ * machine's clock; on a network file system whose server clock runs more
+ * than the margin behind, use `--no-stat-cache`.
  *
  * Entries are small JSON files under `dir`, one per (path, name), written
  * to a temp file and renamed. Anything wrong with the cache (unreadable,
@@ -63,41 +66,34 @@ export function fingerprintTree(path: string): TreeFingerprint {
   const out = new RecordBuffer();
   let racy = false;
   let entries = 0;
-  const visit = (p: Buffer, kind: "dir" | "symlink" | undefined): void => {
+  const visit = (p: Buffer): void => {
     entries++;
-    if (kind === undefined) {
-      // Numbers, not bigints (a third faster over 20,000 files): times keep
-      // sub-microsecond precision as milliseconds, inode numbers stay exact
-      // below 2^53 (beyond, two inodes could collide only if all else matches).
-      const st = lstatSync(p);
-      if (st.isFile()) {
-        if (Math.max(st.mtimeMs, st.ctimeMs) > start - RACY_MARGIN_MS) racy = true;
-        out.u8(1);
-        out.u8((st.mode & 0o100) === 0 ? 0 : 1);
-        for (const n of [st.size, st.dev, st.ino, st.mtimeMs, st.ctimeMs]) out.f64(n);
-        return;
-      }
-      if (st.isSymbolicLink()) kind = "symlink";
-      else if (st.isDirectory()) kind = "dir";
-      else throw notNarType(p);
-    }
-    if (kind === "symlink") {
-      out.u8(2);
+    // Every entry's own stat, directories and symlinks included: a rename
+    // in or out of a directory, or a symlink replaced, changes the ctime of
+    // the directory or the inode of the link even when the names and
+    // targets end up as they were. Numbers, not bigints (a third faster
+    // over 20,000 entries): times keep sub-microsecond precision as
+    // milliseconds, inode numbers stay exact below 2^53.
+    const st = lstatSync(p);
+    // Any timestamp within the margin before the start, or after it.
+    if (Math.max(st.mtimeMs, st.ctimeMs) > start - RACY_MARGIN_MS) racy = true;
+    const kind = st.isFile() ? 1 : st.isSymbolicLink() ? 2 : st.isDirectory() ? 3 : 0;
+    if (kind === 0) throw notNarType(p);
+    out.u8(kind);
+    out.u8((st.mode & 0o100) === 0 ? 0 : 1);
+    for (const n of [st.size, st.dev, st.ino, st.mtimeMs, st.ctimeMs]) out.f64(n);
+    if (kind === 2) {
       out.bytes(readlinkSync(p, { encoding: "buffer" }));
-      return;
-    }
-    const children = sortedDirents(p);
-    out.u8(3);
-    out.f64(children.length);
-    for (const d of children) {
-      out.bytes(d.name);
-      visit(
-        childPath(p, d.name),
-        d.isDirectory() ? "dir" : d.isSymbolicLink() ? "symlink" : undefined,
-      );
+    } else if (kind === 3) {
+      const children = sortedDirents(p);
+      out.f64(children.length);
+      for (const d of children) {
+        out.bytes(d.name);
+        visit(childPath(p, d.name));
+      }
     }
   };
-  visit(Buffer.from(resolve(path)), undefined);
+  visit(Buffer.from(resolve(path)));
   return { digest: out.digest(), racy, entries };
 }
 
@@ -185,7 +181,11 @@ export class ImportCache {
       renameSync(tmp, file);
     } catch {
       // A cache that cannot be written only costs the next import a full read.
-      rmSync(tmp, { force: true });
+      try {
+        rmSync(tmp, { force: true });
+      } catch {
+        // Not even that (the path is not a directory): nothing was written.
+      }
     }
   }
 
