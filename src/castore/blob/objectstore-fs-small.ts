@@ -50,11 +50,6 @@ import type { B3Digest } from "../digest.js";
 export const INLINE_MAX = 1024;
 /** A pack is closed (and a new one started) once it would grow past this. */
 const PACK_MAX = 1024 * 1024 * 1024;
-
-export interface SmallBlobsOptions {
-  /** Pack size at which a new pack is started (default 1 GiB; tests use tiny ones). */
-  packMaxBytes?: number;
-}
 /** Pending locators are committed once the bytes they cover reach this. */
 const COMMIT_BYTES = 64 * 1024 * 1024;
 /** Read descriptors kept open (packs are many for stores written by many runs). */
@@ -65,6 +60,11 @@ const NEXT_KEY = new TextEncoder().encode("next");
 const SYNC_KEY = new TextEncoder().encode("sync");
 
 const fdatasyncP = promisify(fdatasync);
+
+export interface SmallBlobsOptions {
+  /** Pack size at which a new pack is started (default 1 GiB; tests use tiny ones). */
+  packMaxBytes?: number;
+}
 
 interface Locator {
   readonly pack: number;
@@ -134,13 +134,7 @@ export class SmallBlobs {
    * commit not yet flushed: the next `sync()` then flushes the index too.
    */
   has(digest: B3Digest): boolean {
-    const inMemory = this.#pending.size > 0 || this.#committing !== undefined;
-    if (
-      inMemory &&
-      (this.#pending.has(key(digest)) || this.#committing?.has(key(digest)) === true)
-    ) {
-      return true;
-    }
+    if (this.#uncommitted(digest) !== undefined) return true;
     const loc = this.#indexed(digest);
     const found = loc !== undefined ? this.#packExists(loc.pack) : this.#inline.doesExist(digest);
     if (found) this.#indexHits = true;
@@ -239,30 +233,22 @@ export class SmallBlobs {
   }
 
   #locate(digest: B3Digest): Locator | undefined {
+    return this.#uncommitted(digest) ?? this.#indexed(digest);
+  }
+
+  /** The locator of a blob this process wrote and has not committed yet. */
+  #uncommitted(digest: B3Digest): Locator | undefined {
     // Readers of a store nobody writes to skip building the map key.
-    if (this.#pending.size > 0 || this.#committing !== undefined) {
-      const k = key(digest);
-      const p = this.#pending.get(k) ?? this.#committing?.get(k);
-      if (p !== undefined) return p;
-    }
-    return this.#indexed(digest);
+    if (this.#pending.size === 0 && this.#committing === undefined) return undefined;
+    const k = key(digest);
+    return this.#pending.get(k) ?? this.#committing?.get(k);
   }
 
   /** The committed locator of a packed blob. */
   #indexed(digest: B3Digest): Locator | undefined {
     const raw = this.#packed.getBinaryFast(digest);
     if (raw === undefined) return undefined;
-    if (raw.length !== LOCATOR_BYTES) {
-      throw new IntegrityError(
-        `small-blob index entry has ${raw.length} bytes, expected ${LOCATOR_BYTES}`,
-      );
-    }
-    const v = new DataView(raw.buffer, raw.byteOffset, LOCATOR_BYTES);
-    return {
-      pack: v.getUint32(0, true),
-      length: v.getUint32(4, true),
-      offset: v.getUint32(8, true) + v.getUint32(12, true) * 2 ** 32,
-    };
+    return decodeLocator(raw.subarray(0, raw.length));
   }
 
   #pread(loc: Locator, into: Uint8Array): Uint8Array {
@@ -338,11 +324,8 @@ export class SmallBlobs {
     return there;
   }
 
-  /** Batches whose packs were given up (their entries are not re-queued). */
-  readonly #abandoned = new WeakSet<Map<string, Locator>>();
-
-  #abandon(packs: readonly PackWriter[], batch: Map<string, Locator>): void {
-    this.#abandoned.add(batch);
+  /** Gives up packs whose data may be lost, with the blobs not yet committed in them. */
+  #abandon(packs: readonly PackWriter[]): void {
     const ids = new Set(packs.map((p) => p.id));
     for (const p of packs) {
       if (this.#writer === p) this.#writer = undefined;
@@ -380,6 +363,7 @@ export class SmallBlobs {
     this.#committing = batch;
     this.#pending = new Map();
     this.#pendingBytes = 0;
+    let abandoned = false;
     try {
       // Data first, then the name of a new pack, then the index entries.
       try {
@@ -388,19 +372,14 @@ export class SmallBlobs {
         // After a failed fdatasync the kernel may have dropped the dirty
         // pages and a retry would "succeed": the packs are given up and
         // their blobs forgotten (they are written again if put again).
-        this.#abandon(packs, batch);
+        abandoned = true;
+        this.#abandon(packs);
         throw err;
       }
       if (dirDirty) await fsyncDir(this.#packsDir);
       const puts: Promise<boolean>[] = [];
       for (const [k, loc] of batch) {
-        const v = new Uint8Array(LOCATOR_BYTES);
-        const dv = new DataView(v.buffer);
-        dv.setUint32(0, loc.pack, true);
-        dv.setUint32(4, loc.length, true);
-        dv.setUint32(8, loc.offset >>> 0, true);
-        dv.setUint32(12, Math.floor(loc.offset / 2 ** 32), true);
-        puts.push(this.#packed.put(Buffer.from(k, "latin1"), v));
+        puts.push(this.#packed.put(Buffer.from(k, "latin1"), encodeLocator(loc)));
       }
       await Promise.all(puts);
       packs.forEach((p, k) => {
@@ -412,7 +391,7 @@ export class SmallBlobs {
       });
     } catch (err) {
       if (dirDirty) this.#packsDirDirty = true;
-      if (!this.#abandoned.has(batch)) {
+      if (!abandoned) {
         // Kept for the next commit: the bytes are in the pack, only the index is missing.
         for (const [k, loc] of batch) if (!this.#pending.has(k)) this.#pending.set(k, loc);
         this.#pendingBytes += bytes;
@@ -422,6 +401,31 @@ export class SmallBlobs {
       this.#committing = undefined;
     }
   }
+}
+
+/** pack id (u32), length (u32), offset (u64), little-endian. */
+function encodeLocator(loc: Locator): Uint8Array {
+  const v = new Uint8Array(LOCATOR_BYTES);
+  const dv = new DataView(v.buffer);
+  dv.setUint32(0, loc.pack, true);
+  dv.setUint32(4, loc.length, true);
+  dv.setUint32(8, loc.offset >>> 0, true);
+  dv.setUint32(12, Math.floor(loc.offset / 2 ** 32), true);
+  return v;
+}
+
+function decodeLocator(raw: Uint8Array): Locator {
+  if (raw.length !== LOCATOR_BYTES) {
+    throw new IntegrityError(
+      `small-blob index entry has ${raw.length} bytes, expected ${LOCATOR_BYTES}`,
+    );
+  }
+  const v = new DataView(raw.buffer, raw.byteOffset, LOCATOR_BYTES);
+  return {
+    pack: v.getUint32(0, true),
+    length: v.getUint32(4, true),
+    offset: v.getUint32(8, true) + v.getUint32(12, true) * 2 ** 32,
+  };
 }
 
 function closeQuietly(fd: number): void {

@@ -27,12 +27,12 @@
  * aborted or killed writer leaves nothing visible; its temp file is deleted by
  * the next open once it is older than `staleTempAgeMs`.
  *
- * Durability: close() renames (or appends to a pack) but does not fsync. The service remembers every
- * blob file named (or found already named) since the last sync, with its
- * shard directory; `sync()` fsyncs those files, then the directories, in
- * parallel with bounded concurrency, and syncs the
- * small blobs' pack and index. An import pays one group sync instead of an fsync per
- * blob (BlobService.sync contract).
+ * Durability: close() renames (or appends to a pack) but does not fsync.
+ * The service remembers every blob file named (or found already named)
+ * since the last sync, with its shard directory; `sync()` syncs the small
+ * blobs' packs and index, then fsyncs those files, then the directories, in
+ * parallel with bounded concurrency. An import pays one group sync instead
+ * of an fsync per blob (BlobService.sync contract).
  */
 import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
@@ -94,7 +94,11 @@ export interface FsObjectStoreOptions {
   staleTempAgeMs?: number;
   /** Parallel fsyncs in `sync()`. Default 32; 1..1024. */
   syncConcurrency?: number;
-  /** New blobs up to this size go to packs under `root/packs` (index: LMDB under `root/small`). Default 64 KiB; 0 (off: new ones become files, those stored before stay readable)..1 MiB. */
+  /**
+   * New blobs up to this size go to packs under `root/packs` (index: LMDB
+   * under `root/small`). Default 64 KiB; 0 (off: new ones become files,
+   * those stored before stay readable)..1 MiB.
+   */
   smallBlobMaxBytes?: number;
 }
 
@@ -267,9 +271,9 @@ export class FsObjectStoreBlobService implements BlobService {
    * A small blob's bytes straight into the caller's buffer, without the
    * fresh buffer `openRead` makes (an allocation, a copy and GC work per
    * blob, a quarter of a NAR render of many small files): its length, the
-   * bytes copied only if they fit at `at`. Undefined when the blob is not stored there (a blob
-   * file, missing, or the store not open yet): use `openRead`. Not re-hashed,
-   * like every local read (see #readSmall).
+   * bytes copied only if they fit at `at`. Undefined when the blob is not
+   * stored there (a blob file, missing, or the store not open yet): use
+   * `openRead`. Not re-hashed, like every local read (see #readSmall).
    */
   readSmallInto(digest: B3Digest, target: Uint8Array, at: number): number | undefined {
     this.#checkOpen();
@@ -1032,7 +1036,6 @@ function errno(err: unknown): string | undefined {
     : undefined;
 }
 
-/** mkdir that reports whether it created the directory. */
 /** The bounds of a `readInto`: inside the blob and inside the target, or InvalidInputError. */
 function checkReadInto(
   size: number,
@@ -1057,6 +1060,7 @@ function checkReadInto(
   }
 }
 
+/** mkdir that reports whether it created the directory. */
 async function mkdirNew(path: string): Promise<boolean> {
   try {
     await fsp.mkdir(path);

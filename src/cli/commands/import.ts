@@ -24,7 +24,7 @@ export function importCommand(): Command {
       .option("-q, --quiet", "no progress output")
       .option(
         "--no-stat-cache",
-        "read every file, even of a tree whose files' sizes, inodes and times are all as at " +
+        "read every file, even of a tree whose entries' sizes, inodes and times are all as at " +
           "its last import (by default such a tree is answered from the store; the cache lives " +
           "in $XDG_DATA_HOME/strata/import-cache)",
       ),
@@ -42,7 +42,7 @@ export function importCommand(): Command {
         const name = opts.name ?? basename(resolve(path));
         const fp = cache === undefined ? undefined : tryFingerprint(path);
         let storePath =
-          fp === undefined
+          cache === undefined || fp === undefined
             ? undefined
             : await cachedResult(cache, stores.pathInfos, path, name, fp);
         if (storePath === undefined) {
@@ -80,13 +80,13 @@ function tryFingerprint(path: string): TreeFingerprint | undefined {
 
 /** The store path of an earlier import of this very tree state, if the store still has it. */
 async function cachedResult(
-  cache: ImportCache | undefined,
+  cache: ImportCache,
   pathInfos: PathInfoService,
   path: string,
   name: string,
   fp: TreeFingerprint,
 ): Promise<string | undefined> {
-  const hit = cache?.lookup(path, name, fp);
+  const hit = cache.lookup(path, name, fp);
   if (hit === undefined) return undefined;
   let sp: StorePath;
   try {

@@ -5,9 +5,9 @@
  * What this saves over the generic NAR writer (src/store/nar/writer.ts) fed
  * by castore readers (NOTES.md, "Binary cache vs nginx"):
  * - small blobs are read from objectstore+file's small-blob store straight
- *   into the output buffer (`readSmallInto`), instead of into a fresh buffer per blob that
- *   is then copied again, and without a reader, generators and promises per
- *   file;
+ *   into the output buffer (`readSmallInto`), instead of into a fresh
+ *   buffer per blob that is then copied again, and without a reader,
+ *   generators and promises per file;
  * - large blobs are read with positional reads straight into the output
  *   buffers (`readInto`), so tokens and contents leave in the same writes
  *   and nothing is copied in user space;
@@ -22,8 +22,9 @@
  * and is its backpressure: a buffer comes back when the socket is done
  * with it.
  *
- * Other blob services work too, slower: without `readSmallInto` every file goes
- * through `openRead`, and a reader without `readInto` is streamed and copied.
+ * Other blob services work too, slower: without `readSmallInto` every file
+ * goes through `openRead`, and a reader without `readInto` is streamed and
+ * copied.
  * The bytes are the same as the NAR writer's (the tests compare them).
  */
 import type { BlobReader, BlobService } from "../../castore/blob/service.js";
@@ -60,6 +61,11 @@ const POOL_MAX = 16;
 const SMALL_MAX = 1024 * 1024;
 /** For small blobs that straddle two output buffers (allocated on first use). */
 let scratch: Uint8Array | undefined;
+
+function scratchBuffer(): Uint8Array {
+  scratch ??= new Uint8Array(SMALL_MAX);
+  return scratch;
+}
 
 const pool: Buffer[] = [];
 
@@ -317,8 +323,7 @@ export class NarRender {
       const slot = this.#slot();
       // Straight into the output buffer when it has room, else via scratch.
       const direct = slot.buf.length - slot.len >= node.size;
-      if (!direct) scratch ??= new Uint8Array(SMALL_MAX);
-      const target = direct || scratch === undefined ? slot.buf : scratch;
+      const target = direct ? slot.buf : scratchBuffer();
       const n = readSmallInto.call(this.#blobs, node.digest, target, direct ? slot.len : 0);
       if (n !== undefined) {
         if (n !== node.size) throw sizeMismatch(node.digest, n, node.size);
